@@ -1,0 +1,1 @@
+"""The moving parts of kalkan: DNS resolver, proxy, events, notifications and the command line."""

@@ -1,0 +1,22 @@
+"""Alembic environment: kalkan passes its own engine in ``config.attributes``."""
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from policies.models import Base
+
+config = context.config
+engine = config.attributes.get("engine")
+if engine is None:  # plain `alembic` command line, e.g. `alembic revision --autogenerate`
+    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+
+with engine.connect() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+    connection.commit()

@@ -1,0 +1,266 @@
+"""An immutable, compiled picture of the policy and the open sessions, made for fast lookups.
+
+The engine never reads the database while deciding: it reads one :class:`Snapshot`, and a new
+one replaces it as a whole (a single reference assignment) when the state version changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from policies.database import read_version, utcnow
+from policies.decision import Action, CouncilDecision
+from policies.document import parse_days
+from policies.lookup import URL_DEPTH, CategoryLookup, InMemoryCategoryIndex
+from policies.models import (
+    Category,
+    CategorySite,
+    Device,
+    Group,
+    GroupCategoryAction,
+    GroupKind,
+    GroupMode,
+    InternetSession,
+    Network,
+    PolicyRevision,
+    Room,
+    School,
+    SchoolClass,
+    SessionMode,
+    SiteRule,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteHit:
+    action: Action
+    entry: str  # domain or domain/path as the policy writes it
+    scope: str  # "group middle" or "all groups"
+    revision: int | None
+    depth: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRules:
+    id: str
+    name: str
+    kind: GroupKind
+    mode: GroupMode
+    safe_search: bool
+    youtube: str
+    session_required: bool
+    downloads: bool
+    schedule: tuple[tuple[frozenset[int], int, int], ...]  # (weekdays, from, to) in minutes
+    category_actions: Mapping[str, tuple[Action, int | None]]  # category → action, revision
+    sites: Mapping[str, SiteHit]  # domain → hit, group and global lists merged
+    url_sites: Mapping[str, tuple[tuple[str, SiteHit], ...]]  # domain → (path prefix, hit)
+
+    @property
+    def is_student(self) -> bool:
+        return self.kind is GroupKind.STUDENT
+
+    def in_schedule(self, weekday: int, minute: int) -> bool:
+        if not self.schedule:
+            return True  # no schedule means no time limit
+        return any(weekday in days and start <= minute < end
+                   for days, start, end in self.schedule)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    id: int
+    room: str
+    teacher: str
+    class_id: str | None
+    group: str | None  # the class's group: its policy applies to the room during the session
+    seats: frozenset[str]
+    starts: float  # epoch seconds
+    ends: float
+    mode: SessionMode
+    focus: frozenset[str]  # domains (and domain/path entries) a focus session allows
+
+
+@dataclass(frozen=True, slots=True)
+class ClientContext:
+    ip: str
+    device: str | None
+    seat: str | None
+    room: str | None
+    pinned_group: str | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    version: int
+    revision: int | None
+    timezone: ZoneInfo
+    default_group: str
+    groups: Mapping[str, GroupRules]
+    room_groups: Mapping[str, str]  # room → default group
+    networks_v4: tuple[tuple[int, Mapping[int, str]], ...]  # (prefix, {masked address: room})
+    networks_v6: tuple[tuple[int, Mapping[int, str]], ...]
+    devices_by_ip: Mapping[str, tuple[str, str | None, str | None, str | None]]
+    sessions: Mapping[str, tuple[SessionInfo, ...]]  # room → its open and coming sessions
+    categories: CategoryLookup
+    mandatory: frozenset[str]
+    decisions: Mapping[int, CouncilDecision]  # revision → the council decision it implements
+    compiled_at: dt.datetime = field(default_factory=utcnow)
+    _clients: dict[str, ClientContext] = field(default_factory=dict, repr=False)
+
+    def client(self, ip: str) -> ClientContext:
+        """Device, room and pinned group of ``ip``; memoised, since the snapshot never changes."""
+        ctx = self._clients.get(ip)
+        if ctx is None:
+            ctx = self._resolve_client(ip)
+            if len(self._clients) < 65536:
+                self._clients[ip] = ctx
+        return ctx
+
+    def _resolve_client(self, ip: str) -> ClientContext:
+        try:
+            addr = ipaddress.ip_address(ip.strip("[]"))
+        except ValueError:
+            return ClientContext(ip, None, None, None, None)
+        if addr.version == 6 and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        key = str(addr)
+        device = self.devices_by_ip.get(key)
+        if device:
+            dev_id, room, seat, group = device
+            return ClientContext(key, dev_id, seat, room or self._room_of(addr), group)
+        return ClientContext(key, None, None, self._room_of(addr), None)
+
+    def _room_of(self, addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+        value = int(addr)
+        bits = 32 if addr.version == 4 else 128
+        table = self.networks_v4 if addr.version == 4 else self.networks_v6
+        for prefix, rooms in table:  # longest prefix first
+            room = rooms.get(value >> (bits - prefix) << (bits - prefix))
+            if room:
+                return room
+        return None
+
+
+def compile_snapshot(db: Session, *, default_group: str = "guests",
+                     extra_categories: CategoryLookup | None = None,
+                     now: dt.datetime | None = None) -> Snapshot:
+    """Read the policy and the sessions that are open or still to come into a :class:`Snapshot`.
+
+    ``extra_categories`` is the blocklist index; the policy's own category lists always apply.
+    """
+    version = read_version(db)
+    school = db.scalar(select(School).limit(1))
+    tz = ZoneInfo(school.timezone if school else "UTC")
+    decisions = {r.id: CouncilDecision(r.protocol, r.decision_date.isoformat())
+                 for r in db.scalars(select(PolicyRevision))}
+    latest = max(decisions) if decisions else None
+
+    sites_by_group: dict[str | None, list[SiteRule]] = {}
+    for rule in db.scalars(select(SiteRule)):
+        sites_by_group.setdefault(rule.group_id, []).append(rule)
+    actions: dict[str, dict[str, tuple[Action, int | None]]] = {}
+    for a in db.scalars(select(GroupCategoryAction)):
+        actions.setdefault(a.group_id, {})[a.category_id] = (Action(a.action), a.origin_revision_id)
+
+    groups = {}
+    for g in db.scalars(select(Group)):
+        sites, url_sites = _merge_sites(g.id, sites_by_group.get(None, []),
+                                        sites_by_group.get(g.id, []))
+        groups[g.id] = GroupRules(
+            id=g.id, name=g.name, kind=GroupKind(g.kind), mode=GroupMode(g.mode),
+            safe_search=g.safe_search, youtube=g.youtube_restricted,
+            session_required=g.session_required, downloads=g.downloads_allowed,
+            schedule=tuple((parse_days(w.days), _minutes(w.start), _minutes(w.end))
+                           for w in g.schedule),
+            category_actions=actions.get(g.id, {}), sites=sites, url_sites=url_sites)
+
+    v4: dict[int, dict[int, str]] = {}
+    v6: dict[int, dict[int, str]] = {}
+    for net in db.scalars(select(Network)):
+        n = ipaddress.ip_network(net.cidr)
+        (v4 if n.version == 4 else v6).setdefault(n.prefixlen, {})[int(n.network_address)] = (
+            net.room_id)
+    devices = {d.ip: (d.id, d.room_id, d.seat, d.group_id)
+               for d in db.scalars(select(Device)) if d.ip}
+
+    class_groups = dict(db.execute(select(SchoolClass.id, SchoolClass.group_id)).all())
+    now = now or utcnow()
+    sessions: dict[str, list[SessionInfo]] = {}
+    for s in db.scalars(select(InternetSession).where(
+            InternetSession.closed_at.is_(None), InternetSession.ends_at > now)):
+        sessions.setdefault(s.room_id, []).append(SessionInfo(
+            id=s.id, room=s.room_id, teacher=s.teacher.username, class_id=s.class_id,
+            group=class_groups.get(s.class_id) if s.class_id else None,
+            seats=frozenset(str(x) for x in s.seats or ()),
+            starts=_epoch(s.starts_at), ends=_epoch(s.ends_at), mode=SessionMode(s.mode),
+            focus=frozenset(s.focus_sites or ())))
+
+    own = InMemoryCategoryIndex(
+        (row.category_id, row.domain + (row.path or ""), "policy")
+        for row in db.execute(select(CategorySite.category_id, CategorySite.domain,
+                                     CategorySite.path)))
+    lookup: CategoryLookup = own if extra_categories is None else _Chained(own, extra_categories)
+    mandatory = frozenset(db.scalars(select(Category.id).where(Category.mandatory)))
+    from policies.categories import MANDATORY_FOR_STUDENTS
+
+    return Snapshot(
+        version=version, revision=latest, timezone=tz, default_group=default_group,
+        groups=groups,
+        room_groups=dict(db.execute(select(Room.id, Room.default_group_id)).all()),
+        networks_v4=tuple(sorted(v4.items(), reverse=True)),
+        networks_v6=tuple(sorted(v6.items(), reverse=True)),
+        devices_by_ip=devices,
+        sessions={room: tuple(sorted(s, key=lambda x: x.starts)) for room, s in sessions.items()},
+        categories=lookup, mandatory=mandatory | MANDATORY_FOR_STUDENTS, decisions=decisions)
+
+
+def _merge_sites(group_id: str, global_rules: list[SiteRule], group_rules: list[SiteRule]
+                 ) -> tuple[dict[str, SiteHit], dict[str, tuple[tuple[str, SiteHit], ...]]]:
+    """One dictionary per group; at the same domain, block beats allow whoever wrote it."""
+    sites: dict[str, SiteHit] = {}
+    urls: dict[str, list[tuple[str, SiteHit]]] = {}
+    for rules, scope in ((global_rules, "all groups"), (group_rules, f"group {group_id}")):
+        for r in rules:
+            depth = r.domain.count(".") + 1
+            entry = r.domain + (r.path or "")
+            if r.path:
+                hit = SiteHit(Action(r.action), entry, scope, r.origin_revision_id,
+                              URL_DEPTH + depth)
+                urls.setdefault(r.domain, []).append((r.path, hit))
+                continue
+            hit = SiteHit(Action(r.action), entry, scope, r.origin_revision_id, depth)
+            old = sites.get(r.domain)
+            if old is None or (old.action is Action.ALLOW and hit.action is Action.BLOCK):
+                sites[r.domain] = hit
+    # Longest path first; at the same path, block first.
+    ordered = {d: tuple(sorted(v, key=lambda ph: (-len(ph[0]), ph[1].action is Action.ALLOW)))
+               for d, v in urls.items()}
+    return sites, ordered
+
+
+class _Chained:
+    """The policy's own category lists first, then the blocklist index."""
+
+    def __init__(self, *lookups: CategoryLookup) -> None:
+        self.lookups = lookups
+
+    def lookup(self, domain: str, path: str | None = None) -> tuple:
+        found = [m for lk in self.lookups for m in lk.lookup(domain, path)]
+        found.sort(key=lambda m: -m.depth)
+        return tuple(found)
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def _epoch(naive_utc: dt.datetime) -> float:
+    return naive_utc.replace(tzinfo=dt.UTC).timestamp()
