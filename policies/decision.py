@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Action(StrEnum):
@@ -37,12 +38,13 @@ class CouncilDecision:
         return f"protocol No {self.protocol} of {self.date}"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """One answer of :func:`policies.engine.Engine.decide`, with everything needed to explain it.
 
     ``rule`` is the matched rule in words the policy document uses (``site list: block
     games.example (group middle)``); ``matched`` is the list entry or category domain that hit.
+    A named tuple rather than a frozen dataclass: it is made for every DNS query and HTTP
+    request, and a tuple is built three times faster (bench/decide_bench.py).
     """
 
     action: Action

@@ -193,7 +193,7 @@ def normalise_sites(entries: list[str], path: tuple[str | int, ...], located: Lo
     return out
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(yaml.SafeDumper):  # the pure-Python one: libyaml's cannot indent lists
     """Block style, keys in the order written, lists indented under their key."""
 
     def increase_indent(self, flow: bool = False, indentless: bool = False) -> Any:
@@ -201,6 +201,15 @@ class _Dumper(yaml.SafeDumper):
 
     def ignore_aliases(self, data: Any) -> bool:
         return True  # never &id001 anchors: a person reads and edits this file
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    # Times always in quotes: unquoted, YAML 1.1 reads 17:00 as the number 1020.
+    style = '"' if HHMM.match(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def render_document(data: dict[str, Any]) -> str:

@@ -21,7 +21,7 @@ from policies.decision import Action, Decision, Reason
 from policies.domain import fast_normalise, is_ip_literal
 from policies.lookup import CategoryLookup
 from policies.models import GroupKind, GroupMode, SessionMode
-from policies.snapshot import ClientContext, GroupRules, SessionInfo, Snapshot, compile_snapshot
+from policies.snapshot import GroupRules, Snapshot, compile_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,8 @@ ALLOW, BLOCK = Action.ALLOW, Action.BLOCK
 # The group a client gets when the configured default group is not in the policy: fail closed.
 NOWHERE = GroupRules(
     id="(none)", name="no group", kind=GroupKind.GUEST, mode=GroupMode.EDUCATION_ONLY,
-    safe_search=True, youtube="strict", session_required=False, downloads=False, schedule=(),
-    category_actions={}, sites={}, url_sites={})
+    safe_search=True, youtube="strict", session_required=False, downloads=False, schedule=(), week=b"",
+    category_actions={}, sites={}, url_sites={}, default_rule="no group")
 
 
 class Engine:
@@ -110,59 +110,68 @@ class Engine:
         """Decide whether ``client_ip`` may reach ``host`` (and ``url``) at ``at`` (now)."""
         snap = self._snapshot
         ctx = snap.client(client_ip)
-        t = time.time() if at is None else at.timestamp()
-        session = _active_session(snap, ctx, t)
+        room = ctx.room
+        room_sessions = snap.sessions.get(room) if room else None
+        t = None
+        session = None
+        if room_sessions:
+            t = time.time() if at is None else at.timestamp()
+            for s in room_sessions:
+                if s.starts <= t < s.ends and (not s.seats or ctx.seat in s.seats):
+                    session = s
+                    break
         group = snap.groups.get(
             ctx.pinned_group or (session.group if session else None)
-            or (snap.room_groups.get(ctx.room) if ctx.room else None) or snap.default_group,
+            or (snap.room_groups.get(room) if room else None) or snap.default_group,
             NOWHERE)
         domain = fast_normalise(host)
         path = _path_of(url) if url else None
-        base = {"host": domain, "client": ctx.ip, "group": group.id, "room": ctx.room,
-                "device": ctx.device, "session": session.id if session else None}
+        # The fields every decision carries, in Decision's order after action and reason.
+        head = (domain, ctx.ip, group.id, room, ctx.device, session.id if session else None)
         if not domain:
-            return Decision(BLOCK, Reason.INVALID_HOST, **base)
+            return Decision(BLOCK, Reason.INVALID_HOST, *head)
         matches = snap.categories.lookup(domain, path)
 
         # 1. Mandatory categories: regulation 3.3, for students, whatever any rule says.
-        if group.kind is GroupKind.STUDENT and matches:
+        if matches and group.kind is GroupKind.STUDENT:
             for m in matches:
                 if m.category in snap.mandatory:
-                    return Decision(BLOCK, Reason.MANDATORY_CATEGORY, category=m.category,
+                    return Decision(BLOCK, Reason.MANDATORY_CATEGORY, *head, category=m.category,
                                     matched=m.entry, rule=f"mandatory category {m.category} "
-                                    f"(regulation 3.3), list {m.source}", **base)
+                                    f"(regulation 3.3), list {m.source}")
 
         # 2. The teacher's session mode.
         if session is not None and session.mode is not SessionMode.NORMAL:
             if session.mode is SessionMode.CLOSED:
-                return Decision(BLOCK, Reason.SESSION_MODE, detail="the session is closed",
-                                rule=f"session #{session.id} by {session.teacher}: closed", **base)
+                return Decision(BLOCK, Reason.SESSION_MODE, *head, detail="the session is closed",
+                                rule=f"session #{session.id} by {session.teacher}: closed")
             hit = _focus_match(session.focus, domain, path)
             if hit:
-                return Decision(ALLOW, Reason.SESSION_MODE, matched=hit,
+                return Decision(ALLOW, Reason.SESSION_MODE, *head, matched=hit,
                                 detail="on the focus list of the session",
-                                rule=f"session #{session.id} by {session.teacher}: focus", **base)
-            return Decision(BLOCK, Reason.SESSION_MODE, detail="not on the focus list",
+                                rule=f"session #{session.id} by {session.teacher}: focus")
+            return Decision(BLOCK, Reason.SESSION_MODE, *head, detail="not on the focus list",
                             rule=f"session #{session.id} by {session.teacher}: focus on "
-                            f"{', '.join(sorted(session.focus)) or 'nothing'}", **base)
+                            f"{', '.join(sorted(session.focus)) or 'nothing'}")
 
         # 3. Schedule, then 4. the session that students need (regulation 2.9).
         if group.schedule:
+            if t is None:
+                t = time.time() if at is None else at.timestamp()
             weekday, minute = self._local_time(snap, t)
             if not group.in_schedule(weekday, minute):
-                return Decision(BLOCK, Reason.OUTSIDE_SCHEDULE, rule=f"schedule of group "
-                                f"{group.id}: {_schedule_text(group)}", **base)
+                return Decision(BLOCK, Reason.OUTSIDE_SCHEDULE, *head, rule=f"schedule of group "
+                                f"{group.id}: {_schedule_text(group)}")
         if group.session_required and session is None:
-            return Decision(BLOCK, Reason.NO_SESSION, rule=f"group {group.id} is session-bound",
-                            **base)
+            return Decision(BLOCK, Reason.NO_SESSION, *head,
+                            rule=f"group {group.id} is session-bound")
 
         # 5. Site lists: the most specific entry wins; block beats allow at the same depth.
         site = _site_match(group, domain, path)
         if site is not None:
-            return Decision(site.action, Reason.SITE_LIST, matched=site.entry,
-                            rule=f"site list ({site.scope}): {site.action.value} {site.entry}",
-                            council=snap.decisions.get(site.revision), revision=site.revision,
-                            **base)
+            return Decision(site.action, Reason.SITE_LIST, *head, matched=site.entry,
+                            rule=site.rule, council=snap.decisions.get(site.revision),
+                            revision=site.revision)
 
         # 6. Category actions, at the most specific depth that has one.
         if matches:
@@ -178,22 +187,21 @@ class Engine:
                     best = (m, act)
             if best is not None:
                 m, (action, revision) = best
-                return Decision(action, Reason.CATEGORY, category=m.category, matched=m.entry,
-                                rule=f"group {group.id}: {action.value} category {m.category} "
-                                f"(list {m.source})", council=snap.decisions.get(revision),
-                                revision=revision, **base)
+                return Decision(action, Reason.CATEGORY, *head, category=m.category,
+                                matched=m.entry, rule=f"group {group.id}: {action.value} "
+                                f"category {m.category} (list {m.source})",
+                                council=snap.decisions.get(revision), revision=revision)
 
         # 7. Nothing matched: the group's mode decides.
         if group is NOWHERE:
-            return Decision(BLOCK, Reason.GROUP_DEFAULT, detail=f"the default group "
-                            f"{snap.default_group!r} is not in the policy; blocking everything",
-                            **base)
+            return Decision(BLOCK, Reason.GROUP_DEFAULT, *head, detail=f"the default group "
+                            f"{snap.default_group!r} is not in the policy; blocking everything")
         category = matches[0].category if matches else None
         if group.mode is GroupMode.EDUCATION_ONLY:
-            return Decision(BLOCK, Reason.GROUP_DEFAULT, category=category,
-                            rule=f"group {group.id}: education only", **base)
-        return Decision(ALLOW, Reason.GROUP_DEFAULT, category=category,
-                        rule=f"group {group.id}: allow unless blocked", **base)
+            return Decision(BLOCK, Reason.GROUP_DEFAULT, *head, category=category,
+                            rule=group.default_rule)
+        return Decision(ALLOW, Reason.GROUP_DEFAULT, *head, category=category,
+                        rule=group.default_rule)
 
     def _local_time(self, snap: Snapshot, t: float) -> tuple[int, int]:
         bucket = int(t // 60)
@@ -204,15 +212,6 @@ class Engine:
         self._local_minute = (bucket, local.weekday(), local.hour * 60 + local.minute,
                               snap.timezone)
         return local.weekday(), local.hour * 60 + local.minute
-
-
-def _active_session(snap: Snapshot, ctx: ClientContext, t: float) -> SessionInfo | None:
-    if ctx.room is None:
-        return None
-    for s in snap.sessions.get(ctx.room, ()):
-        if s.starts <= t < s.ends and (not s.seats or ctx.seat in s.seats):
-            return s
-    return None
 
 
 def _site_match(group: GroupRules, domain: str, path: str | None):

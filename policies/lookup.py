@@ -46,19 +46,16 @@ class InMemoryCategoryIndex:
         self.size = sum(map(len, self._domains.values())) + sum(map(len, self._urls.values()))
 
     def lookup(self, domain: str, path: str | None = None) -> tuple[CategoryMatch, ...]:
-        found: list[CategoryMatch] = []
+        found: tuple[CategoryMatch, ...] = ()
         domains, urls = self._domains, self._urls
         name = domain
         while True:
             if path is not None and name in urls:
-                found.extend(m for prefix, m in urls[name] if path.startswith(prefix))
+                found += tuple(m for prefix, m in urls[name] if path.startswith(prefix))
             hit = domains.get(name)
-            if hit:
-                found.extend(hit)
+            if hit is not None:
+                found += hit  # walking up from the host, so already most specific first
             dot = name.find(".")
             if dot < 0:
-                break
+                return found
             name = name[dot + 1:]
-        if len(found) > 1:
-            found.sort(key=lambda m: -m.depth)
-        return tuple(found)

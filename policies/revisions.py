@@ -58,7 +58,7 @@ def import_policy(db: Session, text: str, *, file: str, decision: CouncilDecisio
 def apply_as_revision(db: Session, doc: PolicyDocument, *, decision: CouncilDecision,
                       author: str, comment: str = "") -> ImportResult:
     previous = latest_revision(db)
-    before = export_policy(db) if previous else ""
+    before = previous.document if previous else ""  # what the previous revision left
     try:
         decision_date = dt.date.fromisoformat(str(decision.date))
     except ValueError:

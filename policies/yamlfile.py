@@ -34,8 +34,9 @@ class Located:
         return self.lines.get((), None)
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys: a second ``groups:`` silently winning loses data."""
+# libyaml's parser when PyYAML was built with it (Debian's and the wheels are): ten times faster
+# on a policy with ten thousand list entries. Duplicate keys are caught in _build either way.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_located(text: str, file: str, error: type[SourceError] = SourceError) -> Located:

@@ -8,6 +8,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,11 +79,15 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is not installed; `make test` installs Debian's postgresql")
         pytest.skip("Debian's postgresql package is not installed")
-    base = tmp_path_factory.mktemp("pg")
+    as_root = os.geteuid() == 0
+    # pytest's temporary directories are private (0700) to root, where the postgres user could
+    # not reach its cluster: as root, the cluster gets its own directory, removed at the end.
+    base = Path(tempfile.mkdtemp(prefix="kalkan-pg-")) if as_root else tmp_path_factory.mktemp(
+        "pg")
     data, sockdir = base / "data", base / "sock"
     sockdir.mkdir()
     run_as: list[str] = []
-    if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+    if as_root:  # PostgreSQL refuses to run as root
         shutil.chown(base, "postgres")
         shutil.chown(sockdir, "postgres")
         run_as = ["runuser", "-u", "postgres", "--"]
@@ -97,6 +102,8 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     finally:
         subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], capture_output=True)
+        if as_root:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Public category lists turned into one compact, memory-mapped domain index."""
