@@ -44,11 +44,13 @@ class ImportReport:
     # (file, line number, the line, why)
     per_category: dict[str, int] = field(default_factory=dict)
     unmapped: dict[str, int] = field(default_factory=dict)  # source category → lines left out
+    aliases: dict[str, str] = field(default_factory=dict)
+    # source category → the category it is a link to (UT1 ``violence`` → ``agressif``): read once
 
     MAX_EXAMPLES = 10
 
-    def skip(self, reason: str) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + 1
+    def skip(self, reason: str, count: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + count
 
     def reject(self, file: str, number: int, line: str, why: str) -> None:
         self.invalid += 1

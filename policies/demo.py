@@ -25,7 +25,7 @@ from policies.defaults import (
 )
 from policies.document import render_document
 from policies.models import Role, SchoolClass, StaffUser, Student
-from policies.revisions import ImportResult, import_policy
+from policies.revisions import ImportResult, import_policy, latest_revision
 
 DEMO_DECISION = CouncilDecision("1", "2026-08-28")
 SCHOOL_HOURS = [{"days": "mon-fri", "from": "08:00", "to": "17:00"},
@@ -112,10 +112,18 @@ def grade_group(grade: int) -> str:
 
 
 def seed_demo(db: Session, *, author: str = "demo") -> ImportResult:
-    """Load the demo policy as a council revision, then the staff, classes and students."""
-    result = import_policy(db, render_document(demo_policy_data()), file="demo policy",
-                           decision=DEMO_DECISION, author=author,
-                           comment="demo school: policy for the 2026/27 school year")
+    """Load the demo policy as a council revision, then the staff, classes and students.
+
+    Running it again adds no revision while the demo policy is the one in force.
+    """
+    text = render_document(demo_policy_data())
+    latest = latest_revision(db)
+    if latest is not None and latest.document == text:
+        result = ImportResult(latest, changed=False)
+    else:
+        result = import_policy(db, text, file="demo policy", decision=DEMO_DECISION,
+                               author=author,
+                               comment="demo school: policy for the 2026/27 school year")
     staff = {}
     for username, full_name, role, language in DEMO_STAFF:
         user = db.scalar(select(StaffUser).where(StaffUser.username == username))

@@ -79,7 +79,7 @@ class ScheduleEntry(_Strict):
     @classmethod
     def _days(cls, value: str) -> str:
         parse_days(value)
-        return value
+        return value.replace(" ", "").lower()  # canonical: `Mon - Fri` is stored as mon-fri
 
     @field_validator("start", "end")
     @classmethod
@@ -118,6 +118,12 @@ class DeviceEntry(_Strict):
     seat: str | None = None
     group: str | None = None
 
+    @field_validator("seat", mode="before")
+    @classmethod
+    def _seat_number(cls, value: Any) -> Any:
+        # `seat: 5` is how a person writes it; YAML reads a number.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
 
 class PolicyDocument(_Strict):
     kalkan_policy: Literal[1] = FORMAT_VERSION
@@ -148,7 +154,10 @@ def parse_days(text: str) -> frozenset[int]:
 def parse_document(text: str, file: str = "<policy>") -> tuple[PolicyDocument, Located]:
     """Parse and type-check ``text``; semantic checks are in :mod:`policies.validation`."""
     located = load_located(text, file, error=PolicyError)
-    data = located.data if located.data is not None else {}
+    data = located.data
+    if data is None:  # an empty file applied would wipe the policy: surely a mistake
+        raise PolicyError("the policy document is empty", file=file, line=1,
+                          hint="`kalkan policy export` writes the current policy to start from")
     if not isinstance(data, dict):
         raise PolicyError("a policy document is a mapping with school, groups, rooms, …",
                           file=file, line=located.line_of(()))
@@ -172,6 +181,10 @@ def _policy_error(exc: ValidationError, located: Located) -> PolicyError:
             msg = f"unknown key {loc[-1]!r}"
         elif err["type"] == "missing":
             msg = f"{loc[-1]!r} is required here"
+        elif err["type"] == "string_type" and isinstance(err.get("input"), int | float):
+            # YAML 1.1 reads 10:30 as 630 and 52:54:00:12:34:56 as a number: quotes keep text.
+            msg = (f"expected text, but YAML read a number ({err['input']!r}); put the value "
+                   'in quotes as you wrote it, e.g. "10:30"')
         problems.append(f"{located.file}:{line}: {where}: {msg}")
     first = problems[0].split(": ", 1)[1]
     hint = "fix the line named above; `kalkan policy export` shows a complete, valid document"

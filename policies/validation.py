@@ -10,7 +10,7 @@ import ipaddress
 from collections.abc import Iterable
 
 from policies.categories import MANDATORY_FOR_STUDENTS
-from policies.document import PolicyDocument, normalise_sites
+from policies.document import AllowBlock, PolicyDocument, normalise_sites
 from policies.domain import InvalidDomain, normalise_domain
 from policies.errors import (
     MandatoryCategoryAllowed,
@@ -76,7 +76,10 @@ def validate_document(doc: PolicyDocument, located: Located) -> PolicyDocument:
                      "write the earlier time in `from:`; split windows that cross midnight")
         sites = _checked_sites(group.sites.allow, group.sites.block,
                                ("groups", gi, "sites"), located)
-        new_groups.append(group.model_copy(update={"sites": sites}))
+        # A category named twice is one rule (and one row: the table keeps them unique).
+        actions = AllowBlock(allow=_dedupe(group.categories.allow),
+                             block=_dedupe(group.categories.block))
+        new_groups.append(group.model_copy(update={"sites": sites, "categories": actions}))
 
     networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str, tuple]] = []
     new_rooms = []
@@ -93,8 +96,11 @@ def validate_document(doc: PolicyDocument, located: Located) -> PolicyDocument:
             except ValueError:
                 fail(PolicyError, f"{text!r} is not a network", path,
                      "write it as an address and prefix, e.g. 10.10.1.0/24")
+            if str(net) in cidrs:
+                continue  # written twice for the same room: one network
             for other, owner, other_path in networks:
-                if net.version == other.version and net.overlaps(other):
+                # Overlaps inside one room are harmless: the addresses still have one room.
+                if owner != room.id and net.version == other.version and net.overlaps(other):
                     fail(OverlappingNetworks,
                          f"network {net} of room {room.id!r} overlaps {other} of room "
                          f"{owner!r} (line {located.line_of(other_path)})", path,
@@ -106,6 +112,7 @@ def validate_document(doc: PolicyDocument, located: Located) -> PolicyDocument:
     rooms = {r.id for r in doc.rooms}
     new_devices = []
     seen_ips: dict[str, str] = {}
+    seen_macs: dict[str, str] = {}
     for di, device in enumerate(doc.devices):
         path = ("devices", di)
         if not device.ip and not device.mac:
@@ -127,6 +134,10 @@ def validate_document(doc: PolicyDocument, located: Located) -> PolicyDocument:
             if len(mac) != 17 or not set(mac) <= MAC_CHARS:
                 fail(PolicyError, f"{device.mac!r} is not a MAC address", (*path, "mac"),
                      "write it like 52:54:00:12:34:56")
+            if mac in seen_macs:
+                fail(PolicyError, f"device {device.id!r} has the same MAC as "
+                     f"{seen_macs[mac]!r}", (*path, "mac"), "an address belongs to one device")
+            seen_macs[mac] = device.id
         if device.room and device.room not in rooms:
             fail(UnknownReference, f"device {device.id!r} is in unknown room {device.room!r}",
                  (*path, "room"), f"use one of: {', '.join(sorted(rooms))}")
@@ -149,19 +160,18 @@ def validate_document(doc: PolicyDocument, located: Located) -> PolicyDocument:
     })
 
 
-def _checked_sites(allow: list[str], block: list[str], path: tuple, located: Located):
-    from policies.document import AllowBlock
-
-    allow_n = _dedupe(normalise_sites(allow, (*path, "allow"), located))
-    block_n = _dedupe(normalise_sites(block, (*path, "block"), located))
+def _checked_sites(allow: list[str], block: list[str], path: tuple,
+                   located: Located) -> AllowBlock:
+    allow_n = normalise_sites(allow, (*path, "allow"), located)
+    block_n = normalise_sites(block, (*path, "block"), located)
     both = set(allow_n) & set(block_n)
     if both:
         entry = sorted(both)[0]
-        index = block_n.index(entry)
+        index = block_n.index(entry)  # before de-duplication: the index is the line's
         raise PolicyError(f"{entry!r} is both allowed and blocked in the same list",
                           file=located.file, line=located.line_of((*path, "block", index)),
                           hint="keep it in one of the two lists")
-    return AllowBlock(allow=allow_n, block=block_n)
+    return AllowBlock(allow=_dedupe(allow_n), block=_dedupe(block_n))
 
 
 def _dedupe(items: list[str]) -> list[str]:
