@@ -17,7 +17,7 @@ MANDATORY = ["adult", "violence", "terrorism", "extremism", "hatred"]
 # Regional education resources that must work out of the box (DESIGN.md).
 EDUCATION_SITES = [
     "bilimland.kz", "daryn.online", "lib.kg", "kundalik.com", "emaktab.uz", "kundelik.kz",
-    "onlinemektep.org", "mektep.edu.kz", "edu.gov.kg", "edu.gov.kz", "uzedu.uz", "ziyonet.uz",
+    "onlinemektep.org", "edu.gov.kg", "edu.gov.kz", "uzedu.uz", "ziyonet.uz",
     "testing.kg",
 ]
 GOVERNMENT_SITES = ["gov.kg", "gov.kz", "egov.kz", "gov.uz", "my.gov.uz", "president.kg"]

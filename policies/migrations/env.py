@@ -3,6 +3,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+import blocklists.models  # noqa: F401 - registers its tables on Base.metadata
 from policies.models import Base
 
 config = context.config
