@@ -19,13 +19,13 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from policies.database import migrate, open_engine, session_factory  # noqa: E402
-from policies.decision import CouncilDecision  # noqa: E402
-from policies.demo import demo_policy_data, seed_demo  # noqa: E402
-from policies.document import render_document  # noqa: E402
-from policies.engine import Engine  # noqa: E402
-from policies.revisions import import_policy  # noqa: E402
-from policies.sessions import open_session  # noqa: E402
+from policies.database import migrate, open_engine, session_factory
+from policies.decision import CouncilDecision
+from policies.demo import demo_policy_data, seed_demo
+from policies.document import render_document
+from policies.engine import Engine
+from policies.revisions import import_policy
+from policies.sessions import open_session
 
 TLDS = ["kg", "kz", "uz", "ru", "com", "org", "net", "info"]
 WORDS = ["bilim", "mektep", "news", "game", "video", "shop", "cdn", "static", "api", "mail",

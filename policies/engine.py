@@ -30,8 +30,8 @@ ALLOW, BLOCK = Action.ALLOW, Action.BLOCK
 # The group a client gets when the configured default group is not in the policy: fail closed.
 NOWHERE = GroupRules(
     id="(none)", name="no group", kind=GroupKind.GUEST, mode=GroupMode.EDUCATION_ONLY,
-    safe_search=True, youtube="strict", session_required=False, downloads=False, schedule=(), week=b"",
-    category_actions={}, sites={}, url_sites={}, default_rule="no group")
+    safe_search=True, youtube="strict", session_required=False, downloads=False, schedule=(),
+    week=b"", category_actions={}, sites={}, url_sites={}, default_rule="no group")
 
 
 class Engine:

@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-24 23:51:08.010914
 """
-from alembic import op  # noqa: I001
+from alembic import op
 import sqlalchemy as sa
 
 
