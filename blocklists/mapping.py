@@ -79,7 +79,9 @@ class CategoryMapping(Mapping[str, str | None]):
             with open(path, encoding="utf-8") as f:
                 text = f.read()
         except (OSError, UnicodeDecodeError) as exc:
-            raise BlocklistError(f"cannot read the category mapping: {exc}", file=name) from None
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise BlocklistError(f"cannot read the category mapping: {reason}",
+                                 file=name) from None
         return cls.from_yaml(text, name, known=known)
 
     @classmethod

@@ -248,13 +248,15 @@ def _focus_match(focus: frozenset[str], domain: str, path: str | None) -> str | 
 
 
 def _path_of(url: str) -> str:
+    """The path and query of ``url`` (lists such as UT1's hold entries with queries)."""
     start = url.find("://")
     rest = url[start + 3:] if start >= 0 else url
     slash = rest.find("/")
     if slash < 0:
-        return "/"
+        query = rest.find("?")
+        return "/" if query < 0 else "/" + rest[query:]
     path = rest[slash:]
-    cut = path.find("?")
+    cut = path.find("#")
     return path if cut < 0 else path[:cut]
 
 
