@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from flask import Blueprint, render_template, request
 from sqlalchemy import select
 
@@ -34,9 +36,12 @@ def check() -> str:
     if host and client:
         try:
             check_host(host)
+            ipaddress.ip_address(client.strip("[]"))
             decision = get_engine().decide(client, host)
         except KalkanError as exc:
             error = str(exc)
+        except ValueError:  # the engine would take it for an unknown client, and mislead
+            error = f"{client!r} is not an IP address; give one such as 10.10.1.101"
     return render_template("status/check.html", host=host, client=client, decision=decision,
                            error=error)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import getpass
+import ipaddress
 import os
 import sys
 from collections.abc import Callable
@@ -253,7 +254,7 @@ def policy_rollback(state: State, number: int, protocol: str, decision_date: str
 
     with state.sessions() as session:
         result = rollback(session, number, decision=CouncilDecision(protocol, decision_date),
-                          author=author or _author())
+                          author=author or _author(), comment=comment)
     click.echo(f"policy revision {result.revision.id} applied: back to revision {number}")
 
 
@@ -289,6 +290,11 @@ def check(state: State, host: str, client: str, url: str | None, at_text: str | 
     from policies.validation import check_host
 
     check_host(host)
+    try:
+        ipaddress.ip_address(client.strip("[]"))
+    except ValueError:  # the engine would take it for an unknown client, and mislead
+        raise KalkanError(f"--client {client!r} is not an IP address",
+                          hint="give the asking machine's address, e.g. 10.10.1.101") from None
     engine = Engine.from_database(state.sessions,
                                   default_group=state.config.policy.default_group)
     decision = engine.decide(client, host, url, parse_at(at_text, engine.snapshot.timezone))
@@ -318,6 +324,9 @@ def session_open(state: State, room: str, teacher: str, class_id: str | None, mi
     from policies.sessions import open_session
 
     sites = [s for s in (focus or "").split(",") if s.strip()]
+    if closed and sites:
+        raise KalkanError("a session is either closed or focused on some sites, not both",
+                          hint="drop --closed or --focus")
     mode = SessionMode.CLOSED if closed else SessionMode.FOCUS if sites else SessionMode.NORMAL
     with state.sessions() as db_session:
         s = open_session(db_session, room=room, teacher=teacher, class_id=class_id,

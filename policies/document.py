@@ -11,7 +11,14 @@ import re
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from policies.categories import LANGUAGES
 from policies.domain import InvalidDomain, split_site
@@ -28,6 +35,16 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_list_is_no_entries(cls, data: Any) -> Any:
+        # Deleting the last entry under `block:` leaves `block:` with nothing, which YAML reads
+        # as null: for a list (or mapping) of entries that means none, not a type error.
+        if not isinstance(data, dict):
+            return data
+        return {key: value for key, value in data.items()
+                if value is not None or key not in _ENTRY_FIELDS.get(cls.__name__, ())}
 
 
 class SchoolSection(_Strict):
@@ -135,6 +152,22 @@ class PolicyDocument(_Strict):
     sites: AllowBlock = Field(default_factory=AllowBlock)
     category_sites: dict[str, list[str]] = Field(default_factory=dict)
 
+    @field_validator("category_sites", mode="before")
+    @classmethod
+    def _empty_category_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # `education:` with its last entry deleted: none
+            return {cid: [] if sites is None else sites for cid, sites in value.items()}
+        return value
+
+
+# Per model, its fields that hold a list or mapping of entries (where null means "none").
+_ENTRY_FIELDS = {
+    model.__name__: frozenset(name for name, field in model.model_fields.items()
+                              if getattr(field.annotation, "__origin__", None) in (list, dict))
+    for model in (SchoolSection, CategoryEntry, AllowBlock, ScheduleEntry, GroupEntry, RoomEntry,
+                  DeviceEntry, PolicyDocument)
+}
+
 
 def parse_days(text: str) -> frozenset[int]:
     """``mon-fri`` → {0..4}; ``mon,wed,fri`` → {0,2,4}; ``sat`` → {5}. Monday is 0."""
@@ -181,6 +214,8 @@ def _policy_error(exc: ValidationError, located: Located) -> PolicyError:
             msg = f"unknown key {loc[-1]!r}"
         elif err["type"] == "missing":
             msg = f"{loc[-1]!r} is required here"
+        elif err["type"] in ("bool_parsing", "bool_type"):
+            msg = f"{err.get('input')!r} is neither yes nor no; write true or false"
         elif err["type"] == "string_type" and isinstance(err.get("input"), int | float):
             # YAML 1.1 reads 10:30 as 630 and 52:54:00:12:34:56 as a number: quotes keep text.
             msg = (f"expected text, but YAML read a number ({err['input']!r}); put the value "

@@ -89,5 +89,9 @@ def split_site(entry: str) -> tuple[str, str | None]:
     if "://" in text:
         text = text.split("://", 1)[1]
     host, sep, path = text.partition("/")
-    domain = normalise_domain(host.split(":", 1)[0] if not host.startswith("[") else host)
+    if host.startswith("["):  # [fd00::1]:8080: the address is inside the brackets
+        host = host[:host.find("]") + 1] if "]" in host else host
+    elif host.count(":") == 1:  # lib.kg:8080
+        host = host.split(":", 1)[0]
+    domain = normalise_domain(host)
     return domain, ("/" + path if sep and path else None)

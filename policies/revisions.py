@@ -57,6 +57,16 @@ def import_policy(db: Session, text: str, *, file: str, decision: CouncilDecisio
 
 def apply_as_revision(db: Session, doc: PolicyDocument, *, decision: CouncilDecision,
                       author: str, comment: str = "") -> ImportResult:
+    """Apply ``doc`` and commit it as one revision; on any error roll back and re-raise."""
+    try:
+        return _apply_as_revision(db, doc, decision=decision, author=author, comment=comment)
+    except BaseException:
+        db.rollback()  # nothing half-applied may reach a later commit of the caller's session
+        raise
+
+
+def _apply_as_revision(db: Session, doc: PolicyDocument, *, decision: CouncilDecision,
+                       author: str, comment: str) -> ImportResult:
     previous = latest_revision(db)
     before = previous.document if previous else ""  # what the previous revision left
     try:
@@ -67,6 +77,7 @@ def apply_as_revision(db: Session, doc: PolicyDocument, *, decision: CouncilDeci
     if not str(decision.protocol).strip():
         raise PolicyError("the council decision's protocol number is empty",
                           hint="give the number of the protocol that approved this change")
+    _check_classes_keep_their_groups(db, doc)
     revision = PolicyRevision(created_at=utcnow(), author=author, protocol=decision.protocol,
                               decision_date=decision_date, comment=comment, document="")
     db.add(revision)
@@ -107,11 +118,13 @@ def diff_revisions(db: Session, a: int, b: int) -> str:
         fromfile=f"revision {a}", tofile=f"revision {b}"))
 
 
-def rollback(db: Session, number: int, *, decision: CouncilDecision, author: str) -> ImportResult:
+def rollback(db: Session, number: int, *, decision: CouncilDecision, author: str,
+             comment: str = "") -> ImportResult:
     """Make revision ``number``'s policy current again, as a new revision."""
     old = get_revision(db, number)
+    note = f"rollback to revision {number}" + (f": {comment}" if comment else "")
     return import_policy(db, old.document, file=f"revision {number}", decision=decision,
-                         author=author, comment=f"rollback to revision {number}")
+                         author=author, comment=note)
 
 
 # --- applying a document to rows ----------------------------------------------------------
@@ -145,10 +158,6 @@ def _apply(db: Session, doc: PolicyDocument, revision_id: int) -> None:
         db.add(row)
 
     wanted_groups = [g.id for g in doc.groups]
-    used = db.scalars(select(SchoolClass).where(SchoolClass.group_id.not_in(wanted_groups)))
-    for cls in used:
-        raise PolicyError(f"group {cls.group_id!r} is still used by class {cls.id!r}",
-                          hint="move the class to another group first, or keep the group")
     for pos, g in enumerate(doc.groups):
         row = db.get(Group, g.id) or Group(id=g.id)
         row.name, row.kind, row.mode = g.name, g.kind.value, g.mode.value
@@ -200,6 +209,16 @@ def _apply(db: Session, doc: PolicyDocument, revision_id: int) -> None:
                          "origin_revision_id": origin(("csite", cid, entry))})
     if rows:
         db.execute(CategorySite.__table__.insert(), rows)
+
+
+def _check_classes_keep_their_groups(db: Session, doc: PolicyDocument) -> None:
+    """Refuse, before anything is written, a document without a group that a class is in."""
+    wanted = [g.id for g in doc.groups]
+    cls = db.scalar(select(SchoolClass).where(SchoolClass.group_id.not_in(wanted))
+                    .order_by(SchoolClass.grade, SchoolClass.id).limit(1))
+    if cls is not None:
+        raise PolicyError(f"group {cls.group_id!r} is still used by class {cls.id!r}",
+                          hint="move the class to another group first, or keep the group")
 
 
 def _site_rule(group_id: str | None, site: str, action: str, origin) -> SiteRule:

@@ -68,7 +68,14 @@ def extend_session(db: Session, session_id: int, minutes: int) -> InternetSessio
     if not 1 <= minutes <= MAX_MINUTES:
         raise KalkanError(f"cannot extend by {minutes} minutes",
                           hint=f"give between 1 and {MAX_MINUTES} minutes")
-    session.ends_at = max(session.ends_at, utcnow()) + dt.timedelta(minutes=minutes)
+    ends_at = max(session.ends_at, utcnow()) + dt.timedelta(minutes=minutes)
+    later = _overlapping(db, session.room_id, session.ends_at, ends_at, session.seats,
+                         besides=session.id)
+    if later:
+        raise KalkanError(
+            f"room {session.room_id!r} already has session #{later.id} from "
+            f"{later.starts_at:%H:%M} UTC", hint="extend by less, or close that session first")
+    session.ends_at = ends_at
     bump_version(db)
     db.commit()
     return session
@@ -104,10 +111,13 @@ def _get_open(db: Session, session_id: int) -> InternetSession:
 
 
 def _overlapping(db: Session, room: str, start: dt.datetime, end: dt.datetime,
-                 seats: list[str]) -> InternetSession | None:
-    for other in db.scalars(select(InternetSession).where(
-            InternetSession.room_id == room, InternetSession.closed_at.is_(None),
-            InternetSession.ends_at > start, InternetSession.starts_at < end)):
+                 seats: list[str], besides: int | None = None) -> InternetSession | None:
+    query = select(InternetSession).where(
+        InternetSession.room_id == room, InternetSession.closed_at.is_(None),
+        InternetSession.ends_at > start, InternetSession.starts_at < end)
+    if besides is not None:  # a session being extended does not overlap itself
+        query = query.where(InternetSession.id != besides)
+    for other in db.scalars(query):
         if not seats or not other.seats or set(seats) & set(other.seats):
             return other
     return None

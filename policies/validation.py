@@ -57,15 +57,19 @@ def validate_document(doc: PolicyDocument, located: Located) -> PolicyDocument:
         if both:
             cid = sorted(both)[0]
             fail(PolicyError, f"group {group.id!r} both allows and blocks category {cid!r}",
-                 ("groups", gi, "categories"), "keep it in one of the two lists")
+                 ("groups", gi, "categories", "block", group.categories.block.index(cid)),
+                 "keep it in one of the two lists")
         if group.kind is GroupKind.STUDENT:
             for ci, cid in enumerate(group.categories.allow):
                 if cid in mandatory:
                     name = categories[cid].names.get("en", cid) if cid in categories else cid
+                    why = ("regulation 3.3 bars pornography, violence, terrorism, extremism "
+                           "and hatred for students" if cid in MANDATORY_FOR_STUDENTS else
+                           "this policy marks it `mandatory: true`, like the regulation 3.3 "
+                           "categories")
                     fail(MandatoryCategoryAllowed,
                          f"student group {group.id!r} may not allow the mandatory category "
-                         f"{cid!r} ({name}): regulation 3.3 bars pornography, violence, "
-                         "terrorism, extremism and hatred for students",
+                         f"{cid!r} ({name}): {why}",
                          ("groups", gi, "categories", "allow", ci),
                          "remove it from `allow:`; mandatory categories are always blocked "
                          "for students")

@@ -35,17 +35,41 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/kalkan.db"
 
 
-@pytest.fixture
-def sessions(sqlite_url: str) -> sessionmaker[Session]:
-    engine = open_engine(sqlite_url)
+def _sqlite_template(path: Path, *, seeded: bool) -> Path:
+    """A migrated (and perhaps seeded) database file that tests copy instead of rebuilding."""
+    engine = open_engine(f"sqlite:///{path}")
     migrate(engine)
-    return session_factory(engine)
+    if seeded:
+        with session_factory(engine)() as db:
+            seed_demo(db)
+    with engine.connect() as conn:  # everything into the main file: only it is copied
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _sqlite_template(tmp_path_factory.mktemp("template") / "migrated.db", seeded=False)
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _sqlite_template(tmp_path_factory.mktemp("template") / "demo.db", seeded=True)
 
 
 @pytest.fixture
-def demo(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    with sessions() as db:
-        seed_demo(db)
+def sessions(sqlite_url: str, migrated_template: Path) -> sessionmaker[Session]:
+    """A migrated SQLite database of the test's own (a copy: migrating each time is slow)."""
+    shutil.copyfile(migrated_template, sqlite_url.removeprefix("sqlite:///"))
+    return session_factory(open_engine(sqlite_url))
+
+
+@pytest.fixture
+def demo(sessions: sessionmaker[Session], sqlite_url: str,
+         demo_template: Path) -> sessionmaker[Session]:
+    """``sessions`` with the demo school seeded (copied in before the first connection)."""
+    shutil.copyfile(demo_template, sqlite_url.removeprefix("sqlite:///"))
     return sessions
 
 
