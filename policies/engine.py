@@ -31,7 +31,8 @@ ALLOW, BLOCK = Action.ALLOW, Action.BLOCK
 NOWHERE = GroupRules(
     id="(none)", name="no group", kind=GroupKind.GUEST, mode=GroupMode.EDUCATION_ONLY,
     safe_search=True, youtube="strict", session_required=False, downloads=False, schedule=(),
-    week=b"", category_actions={}, sites={}, url_sites={}, default_rule="no group")
+    week=b"", category_actions={}, sites={}, url_sites={}, default_rule="no group",
+    schedule_rule="")
 
 
 class Engine:
@@ -160,8 +161,7 @@ class Engine:
                 t = time.time() if at is None else at.timestamp()
             weekday, minute = self._local_time(snap, t)
             if not group.in_schedule(weekday, minute):
-                return Decision(BLOCK, Reason.OUTSIDE_SCHEDULE, *head, rule=f"schedule of group "
-                                f"{group.id}: {_schedule_text(group)}")
+                return Decision(BLOCK, Reason.OUTSIDE_SCHEDULE, *head, rule=group.schedule_rule)
         if group.session_required and session is None:
             return Decision(BLOCK, Reason.NO_SESSION, *head,
                             rule=f"group {group.id} is session-bound")
@@ -258,15 +258,6 @@ def _path_of(url: str) -> str:
     path = rest[slash:]
     cut = path.find("#")
     return path if cut < 0 else path[:cut]
-
-
-def _schedule_text(group: GroupRules) -> str:
-    days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    parts = []
-    for wd, start, end in group.schedule:
-        names = ",".join(days[d] for d in sorted(wd))
-        parts.append(f"{names} {start // 60:02d}:{start % 60:02d}–{end // 60:02d}:{end % 60:02d}")
-    return "; ".join(parts)
 
 
 def is_bypass_host(host: str) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from policies.database import read_version, utcnow
 from policies.decision import Action, CouncilDecision
-from policies.document import parse_days
+from policies.document import DAY_NAMES, parse_days
 from policies.lookup import URL_DEPTH, CategoryLookup, InMemoryCategoryIndex
 from policies.models import (
     Category,
@@ -65,6 +65,7 @@ class GroupRules:
     sites: Mapping[str, SiteHit]  # domain → hit, group and global lists merged
     url_sites: Mapping[str, tuple[tuple[str, SiteHit], ...]]  # domain → (path prefix, hit)
     default_rule: str  # "group middle: allow unless blocked"
+    schedule_rule: str  # "schedule of group middle: mon,tue,wed,thu,fri 08:00–17:00"
 
     @property
     def is_student(self) -> bool:
@@ -73,6 +74,15 @@ class GroupRules:
     def in_schedule(self, weekday: int, minute: int) -> bool:
         """True when the group may be online; no schedule means no time limit."""
         return not self.schedule or self.week[weekday * 1440 + minute] == 1
+
+
+def schedule_text(schedule: tuple[tuple[frozenset[int], int, int], ...]) -> str:
+    days = DAY_NAMES
+    parts = []
+    for wd, start, end in schedule:
+        names = ",".join(days[d] for d in sorted(wd))
+        parts.append(f"{names} {start // 60:02d}:{start % 60:02d}–{end // 60:02d}:{end % 60:02d}")
+    return "; ".join(parts)
 
 
 def week_of(schedule: tuple[tuple[frozenset[int], int, int], ...]) -> bytes:
@@ -195,6 +205,7 @@ def compile_snapshot(db: Session, *, default_group: str = "guests",
             safe_search=g.safe_search, youtube=g.youtube_restricted,
             session_required=g.session_required, downloads=g.downloads_allowed,
             schedule=schedule, week=week_of(schedule),
+            schedule_rule=f"schedule of group {g.id}: {schedule_text(schedule)}",
             category_actions=actions.get(g.id, {}), sites=sites, url_sites=url_sites,
             default_rule=f"group {g.id}: " + ("education only" if g.mode == GroupMode.EDUCATION_ONLY
                                               else "allow unless blocked"))
