@@ -23,6 +23,7 @@ demo: install
 	@test -f $(DEMO_CONFIG) || $(BIN)/kalkan init --demo --path $(DEMO_CONFIG) --data-dir $(DEMO_DIR)
 	@$(BIN)/kalkan --config $(DEMO_CONFIG) db upgrade
 	@$(BIN)/kalkan --config $(DEMO_CONFIG) demo
+	@test -f $(DEMO_DIR)/blocklists/index.kbi || $(BIN)/kalkan --config $(DEMO_CONFIG) blocklists update
 	@echo
 	@echo "Try:  $(BIN)/kalkan --config $(DEMO_CONFIG) check bilimland.kz --client 10.10.1.101 --at 10:00"
 	@echo "      $(BIN)/kalkan --config $(DEMO_CONFIG) session open --room lab1 --class 7B --teacher aigul"

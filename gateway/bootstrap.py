@@ -7,11 +7,17 @@ import datetime as dt
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from blocklists.live import LiveIndex
+from blocklists.progress import Progress
+from blocklists.sources import ensure_bundled_sources
+from blocklists.update import index_path
+from blocklists.update import update as update_blocklists
 from gateway.config import Config
 from policies.database import migrate, open_engine, session_factory
 from policies.decision import CouncilDecision
 from policies.defaults import default_policy_data
 from policies.document import render_document
+from policies.engine import Engine
 from policies.errors import KalkanError
 from policies.revisions import import_policy, latest_revision
 
@@ -27,6 +33,33 @@ def open_database(config: Config, *, upgrade: bool = True) -> sessionmaker[Sessi
                               hint="check `database.url` in kalkan.yaml and that the data "
                                    "directory is writable") from None
     return session_factory(engine)
+
+
+def open_category_index(config: Config) -> LiveIndex:
+    """The blocklist index of this installation, reopened by the engine's watcher on update."""
+    return LiveIndex(index_path(config.data_dir))
+
+
+def open_engine_for(config: Config, sessions: sessionmaker[Session], *,
+                    watch: bool = False) -> Engine:
+    """The engine every gateway process uses: the policy from the database and the index."""
+    index = open_category_index(config)
+    engine = Engine.from_database(sessions, default_group=config.policy.default_group,
+                                  categories=index)
+    if watch:
+        engine.watch(config.policy.reload_interval, also=index.maybe_reload)
+    return engine
+
+
+def ensure_blocklists(db: Session, config: Config, *, progress: Progress | None = None) -> bool:
+    """Register the bundled lists and build the index if there is none yet; True if built."""
+    ensure_bundled_sources(db)
+    if index_path(config.data_dir).exists():
+        return False
+    update_blocklists(db, config.data_dir, progress=progress,
+                      timeout=config.blocklists.download_timeout,
+                      max_bytes=config.blocklists.max_download_mb << 20)
+    return True
 
 
 def ensure_policy(db: Session, config: Config) -> int:

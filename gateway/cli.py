@@ -286,7 +286,7 @@ def parse_at(text: str | None, timezone: ZoneInfo) -> dt.datetime | None:
 @reports_errors
 def check(state: State, host: str, client: str, url: str | None, at_text: str | None) -> None:
     """Show what the gateway would decide for HOST asked by CLIENT, and why."""
-    from policies.engine import Engine
+    from gateway.bootstrap import open_engine_for
     from policies.validation import check_host
 
     check_host(host)
@@ -295,8 +295,7 @@ def check(state: State, host: str, client: str, url: str | None, at_text: str | 
     except ValueError:  # the engine would take it for an unknown client, and mislead
         raise KalkanError(f"--client {client!r} is not an IP address",
                           hint="give the asking machine's address, e.g. 10.10.1.101") from None
-    engine = Engine.from_database(state.sessions,
-                                  default_group=state.config.policy.default_group)
+    engine = open_engine_for(state.config, state.sessions)
     decision = engine.decide(client, host, url, parse_at(at_text, engine.snapshot.timezone))
     click.echo(decision.explain())
     sys.exit(0 if not decision.blocked else 1)
@@ -403,6 +402,55 @@ def run(state: State, admin_listen: str | None) -> None:
     from gateway.runner import run_all
 
     run_all(state.config, state.sessions, admin_listen=admin_listen)
+
+
+# --- DNS resolver (issue 6) ----------------------------------------------------------------
+
+@main.command("dns")
+@click.option("--listen", "listen", multiple=True, metavar="ADDR:PORT",
+              help="Listen here instead of dns.listen (repeat for several; [::1]:53 for IPv6).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes sharing the port (SO_REUSEPORT); one per core is usual.")
+@click.option("--index", "index_path", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="Blocklist index file to use (blocklists/index.py).")
+@click.option("--rate-limit", "rate", type=click.FloatRange(min=1), default=None,
+              metavar="QPS", help="Queries per second one client may send (default 200).")
+@pass_state
+@reports_errors
+def dns(state: State, listen: tuple[str, ...], workers: int, index_path: Path | None,
+        rate: float | None) -> None:
+    """Run the DNS resolver alone, in the foreground, until Ctrl-C."""
+    import logging
+
+    from gateway.bootstrap import ensure_policy
+    from gateway.config import parse_listen
+    from gateway.dns import serve_dns
+
+    for text in listen:
+        try:
+            parse_listen(text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--listen") from None
+    config = state.config
+    logging.basicConfig(level=config.logging.level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with state.sessions() as db_session:
+        ensure_policy(db_session, config)
+    categories = None
+    if index_path is not None:
+        from blocklists.index import open_index
+
+        categories = open_index(index_path)
+    shown = ", ".join(listen or config.dns.listen)
+    click.echo(f"kalkan: DNS on {shown} with {workers} worker(s) (Ctrl-C to stop)")
+    serve_dns(config, state.sessions, workers=workers, listen=listen or None,
+              categories=categories, rate=rate, burst=None if rate is None else rate * 5)
+
+
+# Command groups that live in their own modules (they import State from here).
+from gateway.blocklists_cli import blocklists  # noqa: E402
+
+main.add_command(blocklists)
 
 
 if __name__ == "__main__":

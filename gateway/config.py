@@ -352,6 +352,15 @@ class RetentionConfig(_Section):
     allowed_events: Literal["off", "counts", "full"] = "counts"
 
 
+class BlocklistsConfig(_Section):
+    auto_update: Annotated[bool, Field(strict=True)] = True
+    update_at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$",
+                                    examples=["03:30"])] = "03:30"
+    jitter_minutes: Annotated[int, Field(strict=True, ge=0, le=720)] = 60
+    download_timeout: Annotated[float, Field(strict=True, ge=1, le=3600)] = 120.0
+    max_download_mb: Annotated[int, Field(strict=True, ge=1, le=10240)] = 512
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -369,6 +378,7 @@ class Config(_Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    blocklists: BlocklistsConfig = Field(default_factory=BlocklistsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("data_dir")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from gateway.bootstrap import ensure_policy
+from blocklists.progress import Progress
+from blocklists.schedule import NightlyUpdater
+from blocklists.update import update as update_blocklists
+from gateway.bootstrap import ensure_blocklists, ensure_policy, open_engine_for
 from gateway.config import Config, parse_listen
-from policies.engine import Engine
 
 
 def run_all(config: Config, sessions: sessionmaker[Session], *,
@@ -22,8 +25,11 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with sessions() as db:
         ensure_policy(db, config)
-    engine = Engine.from_database(sessions, default_group=config.policy.default_group)
-    engine.watch(config.policy.reload_interval)
+        if ensure_blocklists(db, config, progress=Progress()):
+            click.echo("kalkan: built the blocklist index from the bundled lists")
+    engine = open_engine_for(config, sessions, watch=True)
+    if config.blocklists.auto_update:
+        start_nightly_updates(config, sessions, engine.snapshot.timezone)
     host, port = parse_listen(admin_listen or config.admin.listen)
     app = create_app({"SESSIONS": sessions, "ENGINE": engine,
                       "DEFAULT_GROUP": config.policy.default_group})
@@ -32,3 +38,21 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
                f"(version {engine.snapshot.version})")
     click.echo(f"kalkan: admin at http://{shown}:{port}/  (Ctrl-C to stop)")
     run_simple(host, port, app, threaded=True)
+
+
+def start_nightly_updates(config: Config, sessions: sessionmaker[Session],
+                          timezone: dt.tzinfo) -> NightlyUpdater:
+    """Update the lists every night; running processes pick the new index up by themselves."""
+
+    def job() -> None:
+        with sessions() as db:
+            result = update_blocklists(db, config.data_dir,
+                                       timeout=config.blocklists.download_timeout,
+                                       max_bytes=config.blocklists.max_download_mb << 20)
+        for failed in result.failed:
+            logging.getLogger(__name__).warning("blocklist %s: %s", failed.name, failed.error)
+
+    updater = NightlyUpdater(job, config.blocklists.update_at, config.blocklists.jitter_minutes,
+                             timezone)
+    updater.start()
+    return updater

@@ -89,14 +89,20 @@ class Engine:
         self._snapshot = snapshot  # one reference assignment: readers see old or new, whole
         return True
 
-    def watch(self, interval: float = 1.0) -> None:
-        """Poll the state version every ``interval`` seconds in a daemon thread."""
+    def watch(self, interval: float = 1.0, *, also: Callable[[], object] | None = None) -> None:
+        """Poll the state version every ``interval`` seconds in a daemon thread; ``also`` is
+        called on each round too (the blocklist index checks whether its file was replaced)."""
         if self._watcher is not None:
             return
 
         def loop() -> None:
             while not self._stop.wait(interval):
                 self.refresh()
+                if also is not None:
+                    try:
+                        also()
+                    except Exception:  # the watcher must outlive any hiccup
+                        log.exception("periodic reload failed")
 
         self._watcher = threading.Thread(target=loop, name="kalkan-policy-watch", daemon=True)
         self._watcher.start()
