@@ -273,3 +273,41 @@ class StateVersion(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     version: Mapped[int] = mapped_column(Integer, default=0)
     changed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class RequestKind(StrEnum):
+    REVIEW = "review"  # "this site is wrongly blocked": for the council
+    LESSON = "lesson"  # "ask my teacher to allow it for this lesson": for the session's teacher
+    REPORT = "report"  # regulation 3.4: "this harmful page slipped through"
+
+
+class RequestStatus(StrEnum):
+    OPEN = "open"
+    APPROVED = "approved"
+    REFUSED = "refused"
+    RESOLVED = "resolved"  # a report acted upon (site added to a list) or a review answered
+
+
+class SiteRequest(Base):
+    """A request made from the block page: a review, a lesson allowance, or a report."""
+
+    __tablename__ = "site_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default=RequestStatus.OPEN.value, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
+    client: Mapped[str] = mapped_column(String(64))
+    device_id: Mapped[str | None] = mapped_column(String(64))
+    room_id: Mapped[str | None] = mapped_column(String(64))
+    group_id: Mapped[str | None] = mapped_column(String(64))
+    session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("internet_sessions.id", ondelete="SET NULL"))
+    host: Mapped[str] = mapped_column(String(253))
+    url: Mapped[str | None] = mapped_column(String(2000))
+    category: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(32))  # the Decision's reason when blocked
+    message: Mapped[str] = mapped_column(Text, default="")  # what the student wrote
+    language: Mapped[str | None] = mapped_column(String(8))
+    decided_by: Mapped[str | None] = mapped_column(String(64))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    answer: Mapped[str | None] = mapped_column(Text)
