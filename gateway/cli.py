@@ -415,10 +415,12 @@ def run(state: State, admin_listen: str | None) -> None:
               default=None, help="Blocklist index file to use (blocklists/index.py).")
 @click.option("--rate-limit", "rate", type=click.FloatRange(min=1), default=None,
               metavar="QPS", help="Queries per second one client may send (default 200).")
+@click.option("--no-event-writer", "no_writer", is_flag=True, hidden=True,
+              help="Benchmarks only: events stay on the in-memory queue, nothing is written.")
 @pass_state
 @reports_errors
 def dns(state: State, listen: tuple[str, ...], workers: int, index_path: Path | None,
-        rate: float | None) -> None:
+        rate: float | None, no_writer: bool) -> None:
     """Run the DNS resolver alone, in the foreground, until Ctrl-C."""
     import logging
 
@@ -444,13 +446,26 @@ def dns(state: State, listen: tuple[str, ...], workers: int, index_path: Path | 
     shown = ", ".join(listen or config.dns.listen)
     click.echo(f"kalkan: DNS on {shown} with {workers} worker(s) (Ctrl-C to stop)")
     serve_dns(config, state.sessions, workers=workers, listen=listen or None,
-              categories=categories, rate=rate, burst=None if rate is None else rate * 5)
+              categories=categories, rate=rate, burst=None if rate is None else rate * 5,
+              write_events=not no_writer)
 
 
 # Command groups that live in their own modules (they import State from here).
 from gateway.blocklists_cli import blocklists  # noqa: E402
+from gateway.ca_cli import ca  # noqa: E402
+from gateway.firewall_cli import firewall  # noqa: E402
+from gateway.proxy_cli import proxy  # noqa: E402
 
 main.add_command(blocklists)
+
+from gateway.alerts_cli import alerts  # noqa: E402
+from gateway.logs_cli import logs  # noqa: E402
+
+main.add_command(logs)
+main.add_command(alerts)
+main.add_command(proxy)
+main.add_command(ca)
+main.add_command(firewall)
 
 
 if __name__ == "__main__":

@@ -278,6 +278,14 @@ class ProxyConfig(_Section):
     listen: ListenAddress = "127.0.0.1:3128"
     transparent_listen: ListenAddress | None = Field(default=None, examples=["0.0.0.0:8443"])
     block_page_address: IPAddressText | None = Field(default=None, examples=["192.168.1.1"])
+    # Groups whose HTTPS is decrypted with the school CA (opt-in; the policy has no such flag).
+    inspect_groups: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, examples=[["primary", "middle"]])
+    do_not_inspect_file: Path | None = Field(default=None,
+                                             examples=["/etc/kalkan/do-not-inspect.txt"])
+    verify_destination: Annotated[bool, Field(strict=True)] = True
+    workers: Annotated[int, Field(strict=True, ge=1, le=64)] = 1
+    site_requests_per_hour: Annotated[int, Field(strict=True, ge=1, le=1000)] = 10
 
     @property
     def listen_address(self) -> tuple[str, int]:
@@ -341,15 +349,56 @@ class TelegramConfig(_Section):
         return token
 
 
+LocalTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["16:00"])]
+
+
 class NotificationsConfig(_Section):
     email: EmailConfig = Field(default_factory=EmailConfig)
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    # Whether the responsible person gets every alert too, not only the teachers (rule 2.7).
+    notify_responsible: Annotated[bool, Field(strict=True)] = True
+    # Messages one person gets per hour and channel; more wait and go out together.
+    max_per_hour: Annotated[int, Field(strict=True, ge=1, le=1000)] = 6
+    digest: Annotated[bool, Field(strict=True)] = True
+    digest_at: LocalTime = "16:00"
+    retry_seconds: Annotated[float, Field(strict=True, ge=1, le=3600)] = 30.0
+    max_attempts: Annotated[int, Field(strict=True, ge=1, le=100)] = 12
 
 
 class RetentionConfig(_Section):
-    blocked_events_days: Days = 180
+    blocked_events_days: Days = 30
     allowed_events_days: Days = 30
     allowed_events: Literal["off", "counts", "full"] = "counts"
+    alerts_days: Days = 365
+    max_event_store_mb: Annotated[int, Field(strict=True, ge=0)] = 4096
+    minimum_days: Annotated[int, Field(strict=True, ge=0, le=3650)] = 7
+    purge_interval_minutes: Annotated[int, Field(strict=True, ge=1, le=1440)] = 10
+
+
+class EventsConfig(_Section):
+    flush_interval: Annotated[float, Field(strict=True, ge=0.05, le=1.0)] = 0.25
+    database_timeout: Annotated[float, Field(strict=True, ge=0.05, le=5.0)] = 0.3
+    journal_max_mb: Annotated[int, Field(strict=True, ge=1)] = 1024
+    third_party_seconds: Annotated[float, Field(strict=True, ge=0, le=30)] = 2.0
+
+
+class AlertsConfig(_Section):
+    enabled: Annotated[bool, Field(strict=True)] = True
+    window_minutes: Annotated[int, Field(strict=True, ge=1, le=1440)] = 10
+    attempts: Annotated[int, Field(strict=True, ge=1, le=1000)] = 3
+    serious_categories: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: ["drugs", "gambling", "hacking", "proxy_vpn", "doh", "dating",
+                                 "warez"])
+    distinct_sites: Annotated[int, Field(strict=True, ge=2, le=1000)] = 5
+    bypass: Annotated[bool, Field(strict=True)] = True
+    search_terms: list[Annotated[str, Field(min_length=2)]] = Field(
+        default_factory=list, examples=[["how to make a bomb"]])
+    shipped_search_terms: Annotated[bool, Field(strict=True)] = True
+    episode_seconds: Annotated[float, Field(strict=True, ge=0.1, le=60)] = 2.0
+    dns_repeats: Annotated[int, Field(strict=True, ge=1, le=100)] = 2
+    escalate_after: Annotated[int, Field(strict=True, ge=2, le=10000)] = 10
+    noise_domains: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, examples=[["updates.example-vendor.com"]])
 
 
 class BlocklistsConfig(_Section):
@@ -378,6 +427,8 @@ class Config(_Section):
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    events: EventsConfig = Field(default_factory=EventsConfig)
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     blocklists: BlocklistsConfig = Field(default_factory=BlocklistsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import NamedTuple
 
 import click
 from sqlalchemy.orm import Session, sessionmaker
@@ -11,8 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from blocklists.progress import Progress
 from blocklists.schedule import NightlyUpdater
 from blocklists.update import update as update_blocklists
+from gateway.alerts.service import AlertService
 from gateway.bootstrap import ensure_blocklists, ensure_policy, open_engine_for
 from gateway.config import Config, parse_listen
+from gateway.events.retention import Purger
+from gateway.notify.sender import Notifier
 
 
 def run_all(config: Config, sessions: sessionmaker[Session], *,
@@ -30,6 +34,7 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
     engine = open_engine_for(config, sessions, watch=True)
     if config.blocklists.auto_update:
         start_nightly_updates(config, sessions, engine.snapshot.timezone)
+    start_event_pipeline(config, sessions)
     host, port = parse_listen(admin_listen or config.admin.listen)
     app = create_app({"SESSIONS": sessions, "ENGINE": engine,
                       "DEFAULT_GROUP": config.policy.default_group})
@@ -56,3 +61,32 @@ def start_nightly_updates(config: Config, sessions: sessionmaker[Session],
                              timezone)
     updater.start()
     return updater
+
+
+# --- access log, alerts, notifications (issue 8) ---------------------------------------------
+
+class EventPipeline(NamedTuple):
+    """The installation-wide half of the access log; each DNS or proxy process starts its own
+    writer with :func:`gateway.events.writer.start_writer` on its own queue."""
+
+    alerts: AlertService | None
+    notifier: Notifier
+    purger: Purger
+
+    def stop(self) -> None:
+        if self.alerts is not None:
+            self.alerts.stop()
+        self.notifier.stop()
+        self.purger.stop()
+
+
+def start_event_pipeline(config: Config, sessions: sessionmaker[Session]) -> EventPipeline:
+    """Start the detector, the notifier and the retention purge, once per installation.
+
+    They read what the writers committed, so they may run in any one process (here, the
+    one of ``kalkan run``); a second copy would do no harm (the outbox is idempotent) but
+    would do every piece of work twice.
+    """
+    alerts = AlertService(sessions, config).start() if config.alerts.enabled else None
+    return EventPipeline(alerts, Notifier(sessions, config).start(),
+                         Purger(sessions, config.retention).start())

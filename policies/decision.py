@@ -25,6 +25,7 @@ class Reason(StrEnum):
     SAFE_SEARCH = "safe_search"  # allowed, but answered with the engine's safe variant
     BYPASS_ATTEMPT = "bypass_attempt"
     INVALID_HOST = "invalid_host"
+    DOWNLOAD = "download"  # the proxy: a program or media download (regulation 3.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,4 +105,6 @@ _REASON_TEXT = {
     Reason.SAFE_SEARCH: "allowed with safe search enforced",
     Reason.BYPASS_ATTEMPT: "the request looks like an attempt to get round the filter",
     Reason.INVALID_HOST: "the name is not a valid host name",
+    Reason.DOWNLOAD: "students may not download programs or media files without permission "
+    "(regulation 3.3)",
 }

@@ -147,7 +147,13 @@ class Engine:
                                     matched=m.entry, rule=f"mandatory category {m.category} "
                                     f"(regulation 3.3), list {m.source}")
 
-        # 2. The teacher's session mode.
+        # 2. The teacher's session: sites allowed at students' requests, then its mode.
+        if session is not None and session.allowed:
+            hit = _focus_match(session.allowed, domain, path)
+            if hit:
+                return Decision(ALLOW, Reason.SESSION_MODE, *head, matched=hit,
+                                detail="allowed by the teacher for this session",
+                                rule=f"session #{session.id} by {session.teacher}: allowed {hit}")
         if session is not None and session.mode is not SessionMode.NORMAL:
             if session.mode is SessionMode.CLOSED:
                 return Decision(BLOCK, Reason.SESSION_MODE, *head, detail="the session is closed",

@@ -258,6 +258,8 @@ class InternetSession(Base):
     ends_at: Mapped[dt.datetime] = mapped_column(DateTime, index=True)
     mode: Mapped[str] = mapped_column(String(16), default=SessionMode.NORMAL.value)
     focus_sites: Mapped[list[Any]] = mapped_column(default=list)
+    # Sites the teacher allowed for this session only, at students' requests from the block page.
+    allowed_sites: Mapped[list[Any]] = mapped_column(default=list)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     source: Mapped[str] = mapped_column(String(16), default="manual")
     teacher: Mapped[StaffUser] = relationship()

@@ -105,6 +105,7 @@ class SessionInfo:
     ends: float
     mode: SessionMode
     focus: frozenset[str]  # domains (and domain/path entries) a focus session allows
+    allowed: frozenset[str] = frozenset()  # sites the teacher allowed at students' requests
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,7 +230,8 @@ def compile_snapshot(db: Session, *, default_group: str = "guests",
             group=class_groups.get(s.class_id) if s.class_id else None,
             seats=frozenset(str(x) for x in s.seats or ()),
             starts=_epoch(s.starts_at), ends=_epoch(s.ends_at), mode=SessionMode(s.mode),
-            focus=frozenset(s.focus_sites or ())))
+            focus=frozenset(s.focus_sites or ()),
+            allowed=frozenset(s.allowed_sites or ())))
 
     own = InMemoryCategoryIndex(
         (row.category_id, row.domain + (row.path or ""), "policy")

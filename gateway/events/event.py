@@ -36,3 +36,15 @@ class AccessEvent(NamedTuple):
     revision: int | None = None
     bypass: bool = False
     latency_ms: float | None = None
+    # Added for detection (issue 8). Producers that build the tuple directly with
+    # tuple.__new__ may leave them out: readers use ``event[17:]``, never ``event.referrer``.
+    referrer: str | None = None  # HTTP only: the host of the page that asked (Referer)
+    prefetch: bool = False  # HTTP only: Purpose/Sec-Purpose says prefetch, not a click
+    bytes: int | None = None  # proxy: response size (Content-Length) where known
+
+
+def extras_of(event: AccessEvent) -> tuple[str | None, bool]:
+    """``(referrer, prefetch)`` of ``event``, also for a tuple built without them."""
+    if len(event) > 17:
+        return event[17], bool(event[18])
+    return None, False

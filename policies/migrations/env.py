@@ -3,7 +3,11 @@
 from alembic import context
 from sqlalchemy import create_engine
 
+import admin_ui.models  # noqa: F401 - registers its tables on Base.metadata
 import blocklists.models  # noqa: F401 - registers its tables on Base.metadata
+import gateway.alerts.models
+import gateway.events.models
+import gateway.notify.models  # noqa: F401 - and the notification outbox
 from policies.models import Base
 
 config = context.config

@@ -298,3 +298,28 @@ def test_a_lost_database_keeps_the_last_snapshot(demo, engine, sqlite_url):
 @pytest.mark.parametrize("host", ["", "   "])
 def test_an_empty_host_is_blocked_not_crashed(engine, host):
     assert engine.decide(LAB1_PC, host, None, LESSON).blocked
+
+
+# A student's request, approved by the teacher, opens one site for that session only.
+
+def test_a_site_the_teacher_allowed_is_open_for_that_session_only(demo, engine):
+    from policies.models import InternetSession
+
+    sid = lesson(demo)
+    with demo() as db:
+        session = db.get(InternetSession, sid)
+        session.allowed_sites = ["discord.com", "xvideos.com"]  # chat is blocked for middle
+        from policies.database import bump_version
+
+        bump_version(db)
+        db.commit()
+    d = decide(engine, LAB1_PC, "discord.com")
+    assert (d.action, d.reason) == (Action.ALLOW, Reason.SESSION_MODE)
+    assert "allowed by the teacher" in d.explain()
+    # Never a mandatory category, whoever approved it (regulation 3.3).
+    assert decide(engine, LAB1_PC, "xvideos.com").reason is Reason.MANDATORY_CATEGORY
+    # Another room's students are not in that session.
+    assert decide(engine, "10.10.2.5", "discord.com").reason is Reason.NO_SESSION
+    # After the session, the site is blocked again.
+    after = LESSON + dt.timedelta(minutes=41)
+    assert decide(engine, LAB1_PC, "discord.com", at=after).blocked

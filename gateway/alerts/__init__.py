@@ -1,0 +1,1 @@
+"""Deliberate-violation detection: rules over a sliding window per device, noise filtered."""
