@@ -124,11 +124,15 @@ def db_upgrade(state: State) -> None:
 @reports_errors
 def demo(state: State) -> None:
     """Load the demo school (rooms, classes 1–11, teachers, a council decision, its policy)."""
+    from admin_ui.staff import DEMO_PASSWORD, give_demo_passwords
     from policies.demo import seed_demo
 
     with state.sessions() as session:
         result = seed_demo(session)
+        given = give_demo_passwords(session)
     click.echo(f"demo school loaded as policy revision {result.revision.id}")
+    if given:
+        click.echo(f"demo accounts {', '.join(given)}: password {DEMO_PASSWORD}")
 
 
 # --- policy as code ----------------------------------------------------------------------

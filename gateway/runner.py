@@ -37,7 +37,9 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
     start_event_pipeline(config, sessions)
     host, port = parse_listen(admin_listen or config.admin.listen)
     app = create_app({"SESSIONS": sessions, "ENGINE": engine,
-                      "DEFAULT_GROUP": config.policy.default_group})
+                      "DEFAULT_GROUP": config.policy.default_group,
+                      "SECRET_KEY_FILE": config.admin.secret_key_file
+                      or config.data_dir / "secret_key"})
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"kalkan: policy revision {engine.snapshot.revision} in force "
                f"(version {engine.snapshot.version})")

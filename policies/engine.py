@@ -148,7 +148,7 @@ class Engine:
                                     f"(regulation 3.3), list {m.source}")
 
         # 2. The teacher's session: sites allowed at students' requests, then its mode.
-        if session is not None and session.allowed:
+        if session is not None and session.allowed and session.mode is not SessionMode.CLOSED:
             hit = _focus_match(session.allowed, domain, path)
             if hit:
                 return Decision(ALLOW, Reason.SESSION_MODE, *head, matched=hit,
