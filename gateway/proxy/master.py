@@ -274,7 +274,12 @@ def run_worker(config: Config, settings: ProxySettings, worker: int = 0, *,
         share_ports()
     sessions = open_database(config, upgrade=False)
     engine = open_engine_for(config, sessions, watch=True)
-    events = events if events is not None else EventQueue()
+    writer = None
+    if events is None:  # a real worker: its events go to the database through its own writer
+        from gateway.events.writer import start_writer
+
+        events = EventQueue()
+        writer = start_writer(config, sessions, events, process=f"proxy-{worker}")
     names = category_names_from(sessions)
     # Everything loaded so far (mitmproxy, SQLAlchemy, the compiled policy) lives as long as
     # the process: out of the collector's sight, a full collection no longer walks it, which
@@ -301,6 +306,8 @@ def run_worker(config: Config, settings: ProxySettings, worker: int = 0, *,
     with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(main())
     engine.stop()
+    if writer is not None:
+        writer.stop()  # flushes what is still queued
 
 
 def serve_proxy(config: Config, *, regular: tuple[str, int] | bool | None = True,
