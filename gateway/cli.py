@@ -402,10 +402,24 @@ def _local(naive_utc: dt.datetime, db_session: Session) -> dt.datetime:
 @pass_state
 @reports_errors
 def run(state: State, admin_listen: str | None) -> None:
-    """Start what kalkan has so far: the policy engine and the admin pages."""
+    """Start everything: DNS resolver, proxy, admin pages, log pipeline, nightly updates."""
     from gateway.runner import run_all
 
-    run_all(state.config, state.sessions, admin_listen=admin_listen)
+    run_all(state.config, state.sessions, admin_listen=admin_listen,
+            config_path=state.config_path)
+
+
+@main.command()
+@click.option("--listen", "admin_listen", default=None, metavar="HOST:PORT",
+              help="Override admin.listen from the configuration.")
+@pass_state
+@reports_errors
+def admin(state: State, admin_listen: str | None) -> None:
+    """Serve only the web admin (with the log pipeline and nightly updates)."""
+    from gateway.runner import run_all
+
+    run_all(state.config, state.sessions, admin_listen=admin_listen,
+            config_path=state.config_path, gateway=False)
 
 
 # --- DNS resolver (issue 6) ----------------------------------------------------------------

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import signal
+import subprocess
+import sys
+import time
 from typing import NamedTuple
 
 import click
@@ -19,8 +23,34 @@ from gateway.events.retention import Purger
 from gateway.notify.sender import Notifier
 
 
+def start_gateway_processes(config_path: str | None, *, dns: bool = True,
+                            proxy: bool = True) -> list[subprocess.Popen[bytes]]:
+    """The DNS resolver and the proxy, each its own process so that both cores work
+    (DESIGN.md); they share nothing with this one but the database and the index file."""
+    # Not `-m gateway.cli`: as __main__ it would be a second copy of the module that the
+    # command modules importing gateway.cli do not see.
+    base = [sys.executable, "-c", "import sys; from gateway.cli import main; sys.exit(main())"]
+    if config_path:
+        base += ["--config", config_path]
+    commands = ([["dns"]] if dns else []) + ([["proxy"]] if proxy else [])
+    return [subprocess.Popen(base + command) for command in commands]
+
+
+def stop_processes(children: list[subprocess.Popen[bytes]], timeout: float = 10.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+
+
 def run_all(config: Config, sessions: sessionmaker[Session], *,
-            admin_listen: str | None = None) -> None:
+            admin_listen: str | None = None, config_path: str | None = None,
+            gateway: bool = True) -> None:
     from werkzeug.serving import run_simple
 
     from admin_ui import create_app
@@ -44,7 +74,16 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
     click.echo(f"kalkan: policy revision {engine.snapshot.revision} in force "
                f"(version {engine.snapshot.version})")
     click.echo(f"kalkan: admin at http://{shown}:{port}/  (Ctrl-C to stop)")
-    run_simple(host, port, app, threaded=True)
+    children = start_gateway_processes(config_path) if gateway else []
+    if gateway:
+        click.echo(f"kalkan: DNS on {', '.join(config.dns.listen)}; proxy on "
+                   f"{config.proxy.listen}"
+                   + (f" and {config.proxy.transparent_listen} (transparent)"
+                      if config.proxy.transparent_listen else ""))
+    try:
+        run_simple(host, port, app, threaded=True)
+    finally:
+        stop_processes(children)
 
 
 def start_nightly_updates(config: Config, sessions: sessionmaker[Session],
