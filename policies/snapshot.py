@@ -280,13 +280,14 @@ def _merge_sites(group_id: str, global_rules: list[Any], group_rules: list[Any]
 class _Chained:
     """The policy's own category lists first, then the blocklist index."""
 
-    def __init__(self, *lookups: CategoryLookup) -> None:
-        self.lookups = lookups
+    def __init__(self, first: CategoryLookup, second: CategoryLookup) -> None:
+        self.lookups = (first, second)
 
     def lookup(self, domain: str, path: str | None = None) -> tuple:
-        found = [m for lk in self.lookups for m in lk.lookup(domain, path)]
-        found.sort(key=lambda m: -m.depth)
-        return tuple(found)
+        first, second = (lk.lookup(domain, path) for lk in self.lookups)
+        if not first or not second:  # the usual case: no list or one list knows the name
+            return first or second
+        return tuple(sorted(first + second, key=lambda m: -m.depth))
 
 
 def _minutes(hhmm: str) -> int:

@@ -14,7 +14,8 @@ plus one byte when DO is set.
 - When every upstream fails, an expired entry is served with a TTL of 30 s (serve-stale,
   RFC 8767) for up to a day after it expired, and for the next 30 s straight away while the
   upstreams are retried behind it; without one, SERVFAIL.
-- The cache holds ``dns.cache_size`` entries and forgets the least recently used first.
+- The cache holds ``dns.cache_size`` entries of at most 4 KB and forgets the least recently
+  used first.
 
 Only upstream answers are cached: block answers and safe-search rewrites depend on the client
 and are made fresh by their links, which sit above this one.
@@ -48,6 +49,7 @@ STALE_TTL = 30  # RFC 8767 section 4: the TTL of a stale answer
 MAX_STALE = 86400.0  # RFC 8767 suggests one to three days; a day keeps memory honest
 PREFETCH_HITS = 3  # hits during an entry's life that make it popular
 PREFETCH_AT = 0.9  # fraction of the TTL after which a popular entry is fetched again
+MAX_ENTRY_BYTES = 4096  # larger answers (rare: big TXT sets) are passed on, not kept
 
 _TTL = struct.Struct("!I")
 
@@ -210,6 +212,8 @@ class CachingResolver:
         """The TTLs to keep, clamped; None for an answer not to cache."""
         if scan.rcode not in (Rcode.NOERROR, Rcode.NXDOMAIN):
             return None
+        if len(scan.base) > MAX_ENTRY_BYTES:
+            return None  # a few huge answers must not fill the memory the cache may use
         if scan.negative and scan.soa_ttl is None:
             return None  # RFC 2308 section 5: no SOA, no negative caching
         if not scan.ttls:

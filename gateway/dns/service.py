@@ -18,6 +18,7 @@ import multiprocessing
 import os
 import signal
 import ssl
+import sys
 import tempfile
 import threading
 import time
@@ -44,6 +45,8 @@ from policies.lookup import CategoryLookup
 log = logging.getLogger(__name__)
 
 STATUS_INTERVAL = 3.0  # seconds between writes of status/dns.json
+SWITCH_INTERVAL = 0.001  # seconds a thread may keep the interpreter while others wait
+GC_THRESHOLD = 20_000  # allocations between young-generation collections (Python: 700)
 
 
 def chain_config(config: Config, listen: list[tuple[str, int]], *,
@@ -258,6 +261,11 @@ def _worker(config: Config, sessions: sessionmaker[Session], number: int,
     if categories is None:
         # The engine every gateway process uses: the policy, and the blocklist index of
         # data_dir, both reloaded when they change.
+        from blocklists.update import index_path
+
+        if number == 0 and not index_path(config.data_dir).exists():
+            log.warning("no blocklist index at %s: only the policy's own lists apply until "
+                        "`kalkan blocklists update` builds it", index_path(config.data_dir))
         engine = open_engine_for(config, sessions, watch=True)
     else:  # an index given on the command line (the benchmark's)
         engine = Engine.from_database(sessions, default_group=config.policy.default_group,
@@ -270,6 +278,9 @@ def _worker(config: Config, sessions: sessionmaker[Session], number: int,
         events = EventQueue()
         if write_events:
             writer = start_writer(config, sessions, events, process=f"dns-{number}")
+            # The writer thread shares the interpreter: hand the lock back to the event loop
+            # within a millisecond (Python's default is 5 ms), or answers wait behind a batch.
+            sys.setswitchinterval(SWITCH_INTERVAL)
     multi = workers > 1 or number > 0
     own_status = status_dir / (f"dns-worker-{number}.json" if multi else "dns.json")
     service = DnsService(config, engine=engine, listen=listen, events=events, rate=rate,
@@ -284,6 +295,11 @@ def _worker(config: Config, sessions: sessionmaker[Session], number: int,
         await service.start()
         log.info("dns worker %d: policy revision %s in force (version %s)", number,
                  engine.snapshot.revision, engine.snapshot.version)
+        # What exists now lives as long as the process: the collector need not look at it
+        # again, and with a larger first generation it runs every few thousand queries rather
+        # than every hundred (1.5 µs a query at 35,000 queries a second, measured).
+        gc.freeze()
+        gc.set_threshold(GC_THRESHOLD, 20, 20)
         summary = None
         if number == 0 and multi:
             summary = loop.create_task(_sum_status(status_dir, workers))

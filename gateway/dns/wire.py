@@ -106,7 +106,8 @@ class Question(NamedTuple):
     edns_version: int
 
 
-_SEEN_MAX = 8192  # packets remembered by read_question (a few MB at most)
+_SEEN_MAX = 8192  # packets remembered by read_question: at most 8192 × 512 bytes
+_SEEN_BYTES = 512
 _seen: dict[bytes, tuple] = {}
 _new_question = tuple.__new__  # Question(...) without NamedTuple's Python-level __new__
 
@@ -126,7 +127,7 @@ def read_question(data: bytes) -> Question | None:
     if seen is not None:
         return _new_question(Question, (data[0] << 8 | data[1], data[2] << 8 | data[3], *seen))
     question = _read_question(data)
-    if question is not None:
+    if question is not None and len(data) <= _SEEN_BYTES:  # big packets would bloat memory
         if len(_seen) >= _SEEN_MAX:
             _seen.clear()
         _seen[data[4:]] = question[2:]

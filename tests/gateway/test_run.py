@@ -88,6 +88,14 @@ def test_kalkan_run_serves_admin_dns_and_proxy_with_the_demo_school(tmp_path):
         assert blocked.code == 403
         page = blocked.read().decode()
         assert 'lang="ky"' in page and "pornhub.com" in page
+
+        # Both blocks reach the access log through each process's event writer.
+        def logged() -> str:
+            out = kalkan(config, "logs", "search", "--action", "block", "--host",
+                         "pornhub.com").stdout
+            assert "dns" in out.lower() and "http" in out.lower(), out
+            return out
+        wait_for(logged, timeout=15)
     finally:
         os.killpg(run.pid, signal.SIGTERM)
         run.wait(20)

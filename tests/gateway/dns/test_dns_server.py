@@ -10,6 +10,8 @@ import subprocess
 import time
 
 import dns.message
+import dns.opcode
+import dns.rcode
 import pytest
 from dns_harness import (
     FLOODER,
@@ -220,6 +222,31 @@ def test_ipv4_and_ipv6_listeners_together(start_server):
     (_, port4), (_, port6) = server.bound
     assert records(ask(port4, "lib.kg")) == ["A 192.0.2.11"]
     assert records(ask(port6, "lib.kg", host="::1")) == ["A 192.0.2.11"]
+
+
+def _raw(server, packet: bytes, timeout: float = 1.0) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(packet, (STUDENT, port_of(server)))
+        try:
+            return sock.recv(4096)
+        except TimeoutError:
+            return None
+
+
+def test_queries_outside_what_a_school_resolver_serves(server):
+    chaos = dns.message.make_query("version.bind", "TXT", "CH")
+    assert dns.message.from_wire(_raw(server, chaos.to_wire())).rcode() == dns.rcode.REFUSED
+    notify = dns.message.make_query("lib.kg", "SOA")
+    notify.set_opcode(dns.opcode.NOTIFY)
+    assert dns.message.from_wire(_raw(server, notify.to_wire())).rcode() == dns.rcode.NOTIMP
+    newer_edns = dns.message.make_query("lib.kg", "A", use_edns=1)
+    answer = dns.message.from_wire(_raw(server, newer_edns.to_wire()))
+    assert answer.rcode() == dns.rcode.BADVERS  # RFC 6891: we speak EDNS version 0
+    response = dns.message.make_response(dns.message.make_query("lib.kg", "A"))
+    assert _raw(server, response.to_wire(), timeout=0.3) is None  # responses are not answered
+    assert dns.message.from_wire(_raw(server, b"\x12\x34\x01\x00\xff\xff" + bytes(6))).rcode() \
+        == dns.rcode.FORMERR
 
 
 # --- who may ask, and how fast ----------------------------------------------------------------
