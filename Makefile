@@ -28,6 +28,8 @@ demo: install
 	@echo "Try:  $(BIN)/kalkan --config $(DEMO_CONFIG) check bilimland.kz --client 10.10.1.101 --at 10:00"
 	@echo "      $(BIN)/kalkan --config $(DEMO_CONFIG) session open --room lab1 --class 7B --teacher aigul"
 	@echo "      $(BIN)/kalkan --config $(DEMO_CONFIG) policy export"
+	@echo "Allowed names resolve through dns.upstreams in $(DEMO_CONFIG): the machine's own"
+	@echo "local resolver if it has one; put your network's resolver there if not."
 	@echo
 	$(BIN)/kalkan --config $(DEMO_CONFIG) run --admin-listen $(DEMO_ADMIN)
 

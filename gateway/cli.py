@@ -422,6 +422,25 @@ def admin(state: State, admin_listen: str | None) -> None:
             config_path=state.config_path, gateway=False)
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_state
+@reports_errors
+def status(state: State, as_json: bool) -> None:
+    """Is the gateway filtering? Policy, lists, DNS, upstreams, event drops and losses."""
+    import dataclasses
+    import json
+
+    from gateway.status import read_status, render_status
+
+    with state.sessions() as db:
+        current = read_status(state.config, db)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(current), indent=2, default=str))
+    else:
+        click.echo("\n".join(render_status(current)))
+
+
 # --- DNS resolver (issue 6) ----------------------------------------------------------------
 
 @main.command("dns")

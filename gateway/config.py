@@ -8,6 +8,7 @@ instead, because the person reading it is a school's ICT teacher, not a Python p
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
 import json
@@ -728,6 +729,11 @@ def write_default_config(
     if unprivileged:  # the demo runs as a normal user: DNS on 5353 instead of 53
         text = text.replace('    - "127.0.0.1:53"\n    - "[::1]:53"',
                             '    - "127.0.0.1:5353"\n    - "[::1]:5353"', 1)
+        # ... and asks the machine's own local resolver (systemd-resolved, dnsmasq), never a
+        # public one the user did not choose; with none, allowed names fail to resolve.
+        local = demo_upstreams()
+        text = text.replace("    - 9.9.9.9\n    - 1.1.1.1",
+                            "\n".join(f'    - "{u}"' for u in local), 1)
     parse_config(text, str(target))  # fail before touching the disk
     if target.exists() and not force:
         raise _already_exists(target)
@@ -744,6 +750,21 @@ def write_default_config(
                           file=str(target), hint="write it as a user who may (root for "
                           "/etc/kalkan), or give another path") from None
     return target
+
+
+def demo_upstreams(resolv_conf: Path = Path("/etc/resolv.conf")) -> list[str]:
+    """The loopback resolvers of /etc/resolv.conf, else 127.0.0.1:53 (for the demo config)."""
+    found = []
+    try:
+        for line in resolv_conf.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "nameserver":
+                with contextlib.suppress(ValueError):
+                    if ipaddress.ip_address(parts[1]).is_loopback:
+                        found.append(parts[1])
+    except OSError:
+        pass
+    return found or ["127.0.0.1:53"]
 
 
 def _already_exists(target: Path) -> ConfigError:

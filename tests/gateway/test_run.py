@@ -96,6 +96,15 @@ def test_kalkan_run_serves_admin_dns_and_proxy_with_the_demo_school(tmp_path):
             assert "dns" in out.lower() and "http" in out.lower(), out
             return out
         wait_for(logged, timeout=15)
+
+        # kalkan status says it is filtering and what was counted or dropped.
+        def status() -> str:
+            out = kalkan(config, "status").stdout
+            assert "dns: running" in out and "1 blocked" not in out.split("dns:")[0], out
+            assert "dropped (queue full)" in out and "events dns-0" in out, out
+            return out
+        shown = wait_for(status, timeout=15)
+        assert "policy: revision 2 (council protocol No 1 of 2026-08-28)" in shown
     finally:
         os.killpg(run.pid, signal.SIGTERM)
         run.wait(20)
