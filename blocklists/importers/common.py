@@ -122,6 +122,22 @@ def iter_lines(stream: IO[Any], name: str, report: ImportReport,
         raise broken(name, exc, number + 1) from exc
 
 
+def content_lines(stream: IO[Any], name: str, report: ImportReport
+                  ) -> Iterator[tuple[int, str]]:
+    """Like :func:`iter_lines`, for formats whose comments start with ``#`` anywhere on a
+    line (hosts files, plain lists): comments and blank lines are counted as skipped."""
+    for number, text in iter_lines(stream, name, report):
+        if "#" in text:
+            text = text.split("#", 1)[0].rstrip()
+            if not text:
+                report.skip("comment")
+                continue
+        if not text:
+            report.skip("blank")
+            continue
+        yield number, text
+
+
 def parse_host(text: str) -> tuple[EntryKind, str]:
     """Turn a host name or IP literal from a list into ``(kind, normalised name)``.
 

@@ -19,7 +19,7 @@ from blocklists.importers.common import (
     Source,
     check_category,
     check_source,
-    iter_lines,
+    content_lines,
     open_source,
     parse_host,
 )
@@ -45,15 +45,7 @@ def read_hosts(source: Source, *, category: str, report: ImportReport) -> Iterat
 def _read(source: Source, category: str, report: ImportReport) -> Iterator[ListEntry]:
     first_seen = FirstSeen(report)
     with open_source(source, report) as (stream, name):
-        for number, text in iter_lines(stream, name, report):
-            if "#" in text:
-                text = text.split("#", 1)[0].rstrip()
-                if not text:
-                    report.skip("comment")
-                    continue
-            if not text:
-                report.skip("blank")
-                continue
+        for number, text in content_lines(stream, name, report):
             address, *names = text.split()
             try:
                 ip = ipaddress.ip_address(address)

@@ -13,7 +13,7 @@ from blocklists.importers.common import (
     Source,
     check_category,
     check_source,
-    iter_lines,
+    content_lines,
     open_source,
     parse_host,
 )
@@ -31,15 +31,7 @@ def read_plain(source: Source, *, category: str, report: ImportReport) -> Iterat
 def _read(source: Source, category: str, report: ImportReport) -> Iterator[ListEntry]:
     first_seen = FirstSeen(report)
     with open_source(source, report) as (stream, name):
-        for number, text in iter_lines(stream, name, report):
-            if "#" in text:
-                text = text.split("#", 1)[0].rstrip()
-                if not text:
-                    report.skip("comment")
-                    continue
-            if not text:
-                report.skip("blank")
-                continue
+        for number, text in content_lines(stream, name, report):
             if len(text.split()) > 1:
                 report.reject(name, number, text, "more than one name on the line")
                 continue
