@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 import time
 from typing import Any
 
@@ -25,6 +24,7 @@ from gateway.alerts.store import apply_updates, known_keys
 from gateway.events.models import AccessRecord, PipelineState
 from gateway.events.store import immediate_sessions
 from gateway.notify.outbox import OutboxPolicy, enqueue
+from gateway.polling import PollingThread
 from policies.database import utcnow
 from policies.models import Category, Group, GroupKind, School
 
@@ -46,7 +46,7 @@ def _stored(row: Row[Any]) -> StoredEvent:
                        *row[15:])
 
 
-class AlertService:
+class AlertService(PollingThread):
     def __init__(self, sessions: sessionmaker[Session], config: Any, *,
                  interval: float = 1.0) -> None:
         self.sessions = sessions
@@ -58,8 +58,7 @@ class AlertService:
         self.cursor = 0
         self.gaps: list[tuple[int, int, float]] = []  # (first id, last id, since monotonic)
         self.processed = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
 
     # --- setting up -------------------------------------------------------------------------
 
@@ -152,23 +151,16 @@ class AlertService:
 
     # --- in a thread ------------------------------------------------------------------------
 
-    def start(self) -> AlertService:
-        self._thread = threading.Thread(target=self._run, name="kalkan-alerts", daemon=True)
-        self._thread.start()
-        return self
+    thread_name = "kalkan-alerts"
+
+    def run_round(self) -> None:
+        while self.poll() >= READ_LIMIT:  # catch up without waiting
+            pass
+
+    def round_failed(self) -> None:
+        # The database may be away; the position is safe in it. Reload (and rebuild the
+        # windows) next round.
+        self.detector = None
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                while self.poll() >= READ_LIMIT:  # catch up without waiting
-                    pass
-            except Exception:  # the database may be away; the position is safe in it
-                log.exception("alert detector: round failed")
-                self.detector = None  # reload (and rebuild the windows) next round
-            self._stop.wait(self.interval)
+        super().stop(timeout)

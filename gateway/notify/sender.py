@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from collections import defaultdict
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -27,6 +26,7 @@ from gateway.events.store import immediate_sessions
 from gateway.notify.channels import DeliveryError, EmailChannel, TelegramChannel
 from gateway.notify.messages import AlertFacts, render_many
 from gateway.notify.models import Notification, NotifyChannel, NotifyStatus
+from gateway.polling import PollingThread
 from policies.database import utcnow
 from policies.models import Category, Room, School, StaffUser, Student
 
@@ -44,7 +44,7 @@ class Telegram(Protocol):
     def send(self, chat_id: str, text: str) -> None: ...
 
 
-class Notifier:
+class Notifier(PollingThread):
     def __init__(self, sessions: sessionmaker[Session], config: Any, *,
                  email: Email | None = None, telegram: Telegram | None = None,
                  interval: float = 1.0) -> None:
@@ -60,8 +60,7 @@ class Notifier:
         self.interval = interval
         self.sent = 0
         self.failed = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        super().__init__()
         self._recovered = False
 
     # --- one round --------------------------------------------------------------------------
@@ -176,24 +175,10 @@ class Notifier:
 
     # --- in a thread ------------------------------------------------------------------------
 
-    def start(self) -> Notifier:
-        self._thread = threading.Thread(target=self._run, name="kalkan-notify", daemon=True)
-        self._thread.start()
-        return self
+    thread_name = "kalkan-notify"
 
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll()
-            except Exception:
-                log.exception("notifier: round failed")
-            self._stop.wait(self.interval)
+    def run_round(self) -> None:
+        self.poll()
 
 
 def alert_facts(db: Session, alert_id: int, version: int = 1) -> AlertFacts | None:
