@@ -2,6 +2,7 @@
 filtered search over 10 million stored events.
 
     .venv/bin/python bench/events_bench.py [--events 400000] [--rows 10000000] [--keep DIR]
+        [--only mix|blocked]  (one SQLite case; --only blocked uses --events all blocked)
 
 Throughput: the events are made first and queued; the clock runs from the first flush until
 the writer has stored them all *and* the detector (running beside it, as in ``kalkan run``)
@@ -249,10 +250,22 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None,
                         help="Keep (and reuse) the 10M-row SQLite file in this directory.")
     parser.add_argument("--skip-search", action="store_true")
+    parser.add_argument("--only", choices=["mix", "blocked"], default=None,
+                        help="Run only this SQLite throughput case (no PostgreSQL, no search).")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="kalkan-events-bench-"))
     try:
+        if args.only == "mix":
+            rate = throughput(f"sqlite:///{work}/mix.db", make_events(args.events, 0.3),
+                              work / "a")
+            print(f"sqlite: {rate:,.0f} events/s".replace(",", " "))
+            return
+        if args.only == "blocked":
+            rate = throughput(f"sqlite:///{work}/blocked.db", make_events(args.events, 1.0),
+                              work / "b")
+            print(f"sqlite (every event blocked): {rate:,.0f} events/s".replace(",", " "))
+            return
         school_mix = make_events(args.events, 0.3)
         all_blocked = make_events(args.events // 2, 1.0)
         rate = throughput(f"sqlite:///{work}/mix.db", school_mix, work / "a")

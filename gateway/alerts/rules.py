@@ -47,6 +47,9 @@ SEARCH = "search_terms"
 CHOSEN_REASONS = frozenset({Reason.CATEGORY.value, Reason.SITE_LIST.value,
                             Reason.MANDATORY_CATEGORY.value, Reason.BYPASS_ATTEMPT.value})
 IGNORED_NOISE = frozenset({Noise.ADS, Noise.TELEMETRY, Noise.PREFETCH})
+_THIRD_PARTY = Noise.THIRD_PARTY
+_BYPASS_ATTEMPT = Reason.BYPASS_ATTEMPT.value  # a plain string: compared once per event
+_SEARCH_TERM = Flag.SEARCH_TERM
 
 
 class StoredEvent(NamedTuple):
@@ -141,15 +144,21 @@ class _Episode:
     def add(self, e: StoredEvent) -> None:
         if len(self.events) < MAX_EVIDENCE:
             self.events.append(e)
-        self.start = min(self.start, e.time)
-        self.last = max(self.last, e.time)
-        self.connection = self.connection or e.channel != "dns"
-        self.third_party = self.third_party and e.noise == Noise.THIRD_PARTY
-        self.bypass = self.bypass or _is_bypass(e)
+        time = e.time
+        if time < self.start:
+            self.start = time
+        if time > self.last:
+            self.last = time
+        if not self.connection and e.channel != "dns":
+            self.connection = True
+        if self.third_party and e.noise != _THIRD_PARTY:
+            self.third_party = False
+        if not self.bypass and (e.bypass or e.reason == _BYPASS_ATTEMPT):
+            self.bypass = True
 
 
 def _is_bypass(e: StoredEvent) -> bool:
-    return e.bypass or e.reason == Reason.BYPASS_ATTEMPT.value
+    return e.bypass or e.reason == _BYPASS_ATTEMPT
 
 
 @dataclass
@@ -177,14 +186,17 @@ class Detector:
         """Process stored events (in id order); ``silent`` rebuilds the windows after a restart
         without producing updates for what was already processed."""
         merged: dict[str, AlertUpdate] = {}
+        staff = self.staff_groups
+        one = self._event
         for event in events:
             if event.action != "block" and event.flag is None:
                 continue
-            if event.group_id in self.staff_groups:
+            if event.group_id in staff:
                 continue  # staff are not session-bound and not the subject of rule 2.7
-            self._latest = max(self._latest, event.time)
-            updates = self._event(event)
-            if silent:
+            if event.time > self._latest:
+                self._latest = event.time
+            updates = one(event)
+            if silent or not updates:
                 continue
             for u in updates:  # one update per alert and round: one upsert each
                 m = merged.get(u.key)
@@ -210,7 +222,7 @@ class Detector:
     # --- one event --------------------------------------------------------------------------
 
     def _event(self, e: StoredEvent) -> list[AlertUpdate]:
-        if e.flag == Flag.SEARCH_TERM:
+        if e.flag == _SEARCH_TERM:
             return self._attempt_updates(RuleId.SEARCH_TERMS, SEARCH, [e], e, 1)
         if e.noise in IGNORED_NOISE:
             return []
@@ -229,7 +241,7 @@ class Detector:
             pending = self._pending[key] = []
         if episode is None:
             episode = _Episode(e.time, e.time, [e], e.channel != "dns",
-                               e.noise == Noise.THIRD_PARTY, bypass=_is_bypass(e))
+                               e.noise == _THIRD_PARTY, bypass=_is_bypass(e))
             episodes.append(episode)
             if len(episodes) > 1 and episodes[-2].start > e.time:  # a replayed event, late
                 episodes.sort(key=lambda ep: ep.start)
@@ -252,11 +264,13 @@ class Detector:
         # The episodes left are those within the window: "the same site asked for again".
         repeated = len(episodes)
         out: list[AlertUpdate] = []
+        counted = False
         for ep in pending:
             if not ep.counted and self._counts(ep, repeated, e.category):
                 ep.counted = True
+                counted = True
                 out += self._attempt(ep)
-        if out:
+        if counted:  # counted episodes are never looked at again: keep pending short
             pending[:] = [ep for ep in pending if not ep.counted]
         return out
 

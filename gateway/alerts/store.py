@@ -14,10 +14,11 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from gateway.alerts.models import Alert, AlertEvidence, Severity
-from gateway.alerts.rules import AlertUpdate, RuleSettings
+from gateway.alerts.rules import AlertUpdate, RuleSettings, StoredEvent
 from policies.database import utcnow
 
 MAX_SITES = 20
+KEY_CHUNK = 500  # dedup keys per IN (…) query
 EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -41,11 +42,19 @@ def apply_updates(db: Session, updates: Iterable[AlertUpdate], settings: RuleSet
     """Create or grow alerts; returns ``(alert, notify)`` for alerts that are new or whose
     severity rose (their ``version`` grew), which are the ones to tell the teachers about."""
     now = utcnow()
+    updates = list(updates)
+    # The alerts that exist, read at once rather than one query per update.
+    existing: dict[str, Alert] = {}
+    keys = list(dict.fromkeys(u.key for u in updates))
+    for i in range(0, len(keys), KEY_CHUNK):
+        for found in db.scalars(select(Alert).where(Alert.dedup_key.in_(keys[i:i + KEY_CHUNK]))):
+            existing[found.dedup_key] = found
     touched: dict[str, tuple[Alert, bool]] = {}
+    evidence: list[tuple[Alert, list[StoredEvent]]] = []
     for u in updates:
         alert, notify = touched.get(u.key, (None, False))
         if alert is None:
-            alert = db.scalar(select(Alert).where(Alert.dedup_key == u.key))
+            alert = existing.get(u.key)
         e = u.subject
         times = [ev.time for ev in u.evidence] or [e.time]
         if alert is None:
@@ -77,13 +86,32 @@ def apply_updates(db: Session, updates: Iterable[AlertUpdate], settings: RuleSet
                 sites.append(ev.host)
         if sites != alert.sites:
             alert.sites = sites
-        db.flush()
-        insert_ignoring_duplicates(db, AlertEvidence.__table__, [
-            {"alert_id": alert.id, "event_id": ev.id, "time": naive_utc(ev.time),
-             "channel": ev.channel, "host": ev.host, "category": ev.category,
-             "action": ev.action} for ev in {ev.id: ev for ev in u.evidence}.values()])
+        evidence.append((alert, u.evidence))
         touched[u.key] = (alert, notify)
+    db.flush()  # once for all: new alerts get their ids, in the order they were added
+    rows = [(alert.id, ev.id, naive_utc(ev.time), ev.channel, ev.host, ev.category, ev.action)
+            for alert, events in evidence for ev in {ev.id: ev for ev in events}.values()]
+    conn = db.connection()
+    if rows and conn.dialect.name == "sqlite":
+        # Straight through the driver (thousands of rows a round), with the time in the text
+        # form SQLAlchemy writes and reads.
+        conn.exec_driver_sql(_SQLITE_EVIDENCE, [(*r[:2], _sqlite_time(r[2]), *r[3:])
+                                                for r in rows])
+    else:
+        insert_ignoring_duplicates(db, AlertEvidence.__table__, [
+            dict(zip(_EVIDENCE_COLUMNS, r, strict=True)) for r in rows])
     return list(touched.values())
+
+
+_EVIDENCE_COLUMNS = ("alert_id", "event_id", "time", "channel", "host", "category", "action")
+_SQLITE_EVIDENCE = (f"INSERT INTO alert_evidence ({', '.join(_EVIDENCE_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(_EVIDENCE_COLUMNS))}) ON CONFLICT DO NOTHING")
+
+
+def _sqlite_time(value: dt.datetime) -> str:
+    """SQLAlchemy's SQLite form of a naive datetime: always with six decimals."""
+    text = value.isoformat(" ")
+    return text if value.microsecond else text + ".000000"
 
 
 def known_keys(db: Session, since: dt.datetime) -> set[str]:
