@@ -251,6 +251,9 @@ class DnsConfig(_Section):
     cache_size: Annotated[int, Field(strict=True, ge=0)] = 10000
     min_ttl: Annotated[int, Field(strict=True, ge=0)] = 0
     max_ttl: Annotated[int, Field(strict=True, ge=0, validate_default=True)] = 86400
+    # Per client: a classroom PC asks a few queries a second; a flood is refused (REFUSED).
+    rate_limit: Annotated[float, Field(ge=1, le=100000)] = 200.0
+    rate_burst: Annotated[float, Field(ge=1, le=1000000)] = 1000.0
 
     @field_validator("max_ttl")
     @classmethod

@@ -38,8 +38,8 @@ class AccessConfig:
     @classmethod
     def from_dns_config(cls, dns: DnsConfig, *, rate: float | None = None,
                         burst: float | None = None) -> AccessConfig:
-        return cls(tuple(dns.allowed_networks), DEFAULT_RATE if rate is None else rate,
-                   DEFAULT_BURST if burst is None else burst)
+        return cls(tuple(dns.allowed_networks), dns.rate_limit if rate is None else rate,
+                   dns.rate_burst if burst is None else burst)
 
     def describe(self) -> str:
         nets = ", ".join(str(n) for n in self.allowed)
