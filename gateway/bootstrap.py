@@ -48,6 +48,10 @@ def open_engine_for(config: Config, sessions: sessionmaker[Session], *,
                                   categories=index)
     if watch:
         engine.watch(config.policy.reload_interval, also=index.maybe_reload)
+        # Devices pinned by MAC: this process follows their addresses itself (gateway/identity).
+        from gateway.identity.watcher import start_address_watcher
+
+        start_address_watcher(engine, config.identity)
     return engine
 
 

@@ -318,6 +318,35 @@ class PolicyConfig(_Section):
     reload_interval: Annotated[float, Field(strict=True, ge=0.1, le=60)] = 1.0
 
 
+LEASE_FORMATS = ("dnsmasq", "kea", "networkd")
+
+
+class IdentityConfig(_Section):
+    """Knowing a classroom PC by its MAC (gateway/identity): leases and the neighbour table."""
+
+    enabled: Annotated[bool, Field(strict=True)] = True
+    # "format:path"; [] looks for the usual files of dnsmasq, Kea and systemd-networkd.
+    leases: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, examples=[["dnsmasq:/var/lib/misc/dnsmasq.leases"]])
+    neighbours: Annotated[bool, Field(strict=True)] = True
+    poll_interval: Annotated[float, Field(ge=0.5, le=60)] = 2.0
+    record_interval: Annotated[float, Field(ge=1, le=3600)] = 30.0
+
+    @field_validator("leases")
+    @classmethod
+    def _format_and_path(cls, leases: list[str]) -> list[str]:
+        for item in leases:
+            kind, sep, path = item.partition(":")
+            if not sep or kind not in LEASE_FORMATS or not path.startswith("/"):
+                raise _problem(
+                    f"{item!r} is not a lease file as format:path",
+                    "write e.g. dnsmasq:/var/lib/misc/dnsmasq.leases, "
+                    "kea:/var/lib/kea/kea-leases4.csv or "
+                    "networkd:/var/lib/systemd/network/dhcp-server-lease (a directory); "
+                    "the formats are " + ", ".join(LEASE_FORMATS))
+        return leases
+
+
 class EmailConfig(_Section):
     enabled: Annotated[bool, Field(strict=True)] = False
     host: Annotated[str, Field(min_length=1)] = "localhost"
@@ -429,6 +458,7 @@ class Config(_Section):
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
     admin: AdminConfig = Field(default_factory=AdminConfig)
     policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     retention: RetentionConfig = Field(default_factory=RetentionConfig)
     events: EventsConfig = Field(default_factory=EventsConfig)

@@ -20,6 +20,7 @@ from gateway.alerts.service import AlertService
 from gateway.bootstrap import ensure_blocklists, ensure_policy, open_engine_for
 from gateway.config import Config, parse_listen
 from gateway.events.retention import Purger
+from gateway.identity.seen import start_recorder
 from gateway.notify.sender import Notifier
 
 
@@ -65,6 +66,7 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
     if config.blocklists.auto_update:
         start_nightly_updates(config, sessions, engine.snapshot.timezone)
     start_event_pipeline(config, sessions)
+    start_recorder(sessions, engine, config.identity)  # devices seen, for the admin to assign
     host, port = parse_listen(admin_listen or config.admin.listen)
     app = create_app({"SESSIONS": sessions, "ENGINE": engine,
                       "DEFAULT_GROUP": config.policy.default_group,

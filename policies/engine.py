@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -48,6 +48,9 @@ class Engine:
         self._local_minute: tuple = (-1, 0, 0, None)
         self._watcher: threading.Thread | None = None
         self._stop = threading.Event()
+        # Two threads swap snapshots (the policy watcher and the address watcher): each swap
+        # is made under this lock so that neither undoes the other's.
+        self._swap = threading.Lock()
 
     @classmethod
     def from_database(cls, sessions: sessionmaker[Session], *, default_group: str = "guests",
@@ -86,7 +89,20 @@ class Engine:
             log.exception("could not recompile the policy; keeping version %s",
                           self._snapshot.version)
             return False
-        self._snapshot = snapshot  # one reference assignment: readers see old or new, whole
+        with self._swap:
+            addresses = self._snapshot.addresses
+            if addresses:
+                snapshot = snapshot.with_addresses(addresses)
+            self._snapshot = snapshot  # one reference assignment: readers see old or new, whole
+        return True
+
+    def set_addresses(self, addresses: Mapping[str, str]) -> bool:
+        """Use ``addresses`` (IP → MAC, from gateway/identity) to find devices pinned by MAC;
+        True if it differed from the map in use (then the client memo starts afresh)."""
+        with self._swap:
+            if addresses == self._snapshot.addresses:
+                return False
+            self._snapshot = self._snapshot.with_addresses(dict(addresses))
         return True
 
     def watch(self, interval: float = 1.0, *, also: Callable[[], object] | None = None) -> None:

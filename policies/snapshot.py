@@ -6,6 +6,7 @@ one replaces it as a whole (a single reference assignment) when the state versio
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import ipaddress
 from collections.abc import Mapping
@@ -128,12 +129,20 @@ class Snapshot:
     networks_v4: tuple[tuple[int, Mapping[int, str]], ...]  # (prefix, {masked address: room})
     networks_v6: tuple[tuple[int, Mapping[int, str]], ...]
     devices_by_ip: Mapping[str, tuple[str, str | None, str | None, str | None]]
+    devices_by_mac: Mapping[str, tuple[str, str | None, str | None, str | None]]
     sessions: Mapping[str, tuple[SessionInfo, ...]]  # room → its open and coming sessions
     categories: CategoryLookup
     mandatory: frozenset[str]
     decisions: Mapping[int, CouncilDecision]  # revision → the council decision it implements
     compiled_at: dt.datetime = field(default_factory=utcnow)
+    # IP → MAC from the router's leases and neighbour table (gateway/identity), put in by
+    # Engine.set_addresses: not from the database, so a recompile carries it over.
+    addresses: Mapping[str, str] = field(default_factory=dict, repr=False)
     _clients: dict[str, ClientContext] = field(default_factory=dict, repr=False)
+
+    def with_addresses(self, addresses: Mapping[str, str]) -> Snapshot:
+        """This policy with another IP → MAC map (and a fresh memo, since clients move)."""
+        return dataclasses.replace(self, addresses=addresses, _clients={})
 
     def client(self, ip: str) -> ClientContext:
         """Device, room and pinned group of ``ip``; memoised, since the snapshot never changes."""
@@ -152,11 +161,18 @@ class Snapshot:
         if addr.version == 6 and addr.ipv4_mapped:
             addr = addr.ipv4_mapped
         key = str(addr)
-        device = self.devices_by_ip.get(key)
+        # The MAC first: a device pinned by MAC keeps its place whatever address it uses now
+        # (and an address pinned to another device, if the MAC took it over, follows the MAC).
+        mac = self.addresses.get(key) if self.devices_by_mac else None
+        device = (self.devices_by_mac.get(mac) if mac else None) or self.devices_by_ip.get(key)
         if device:
             dev_id, room, seat, group = device
             return ClientContext(key, dev_id, seat, room or self._room_of(addr), group)
         return ClientContext(key, None, None, self._room_of(addr), None)
+
+    def room_of(self, addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+        """The room whose network holds ``addr`` (whatever device is there), or None."""
+        return self._room_of(addr)
 
     def _room_of(self, addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
         value = int(addr)
@@ -217,8 +233,13 @@ def compile_snapshot(db: Session, *, default_group: str = "guests",
         n = ipaddress.ip_network(net.cidr)
         (v4 if n.version == 4 else v6).setdefault(n.prefixlen, {})[int(n.network_address)] = (
             net.room_id)
-    devices = {d.ip: (d.id, d.room_id, d.seat, d.group_id)
-               for d in db.scalars(select(Device)) if d.ip}
+    devices: dict[str, tuple[str, str | None, str | None, str | None]] = {}
+    devices_by_mac: dict[str, tuple[str, str | None, str | None, str | None]] = {}
+    for d in db.scalars(select(Device)):
+        if d.ip:
+            devices[d.ip] = (d.id, d.room_id, d.seat, d.group_id)
+        if d.mac:
+            devices_by_mac[d.mac] = (d.id, d.room_id, d.seat, d.group_id)
 
     class_groups = dict(db.execute(select(SchoolClass.id, SchoolClass.group_id)).all())
     now = now or utcnow()
@@ -247,7 +268,7 @@ def compile_snapshot(db: Session, *, default_group: str = "guests",
         room_groups=dict(db.execute(select(Room.id, Room.default_group_id)).all()),
         networks_v4=tuple(sorted(v4.items(), reverse=True)),
         networks_v6=tuple(sorted(v6.items(), reverse=True)),
-        devices_by_ip=devices,
+        devices_by_ip=devices, devices_by_mac=devices_by_mac,
         sessions={room: tuple(sorted(s, key=lambda x: x.starts)) for room, s in sessions.items()},
         categories=lookup, mandatory=mandatory | MANDATORY_FOR_STUDENTS, decisions=decisions)
 

@@ -7,6 +7,7 @@ import admin_ui.models  # noqa: F401 - registers its tables on Base.metadata
 import blocklists.models  # noqa: F401 - registers its tables on Base.metadata
 import gateway.alerts.models
 import gateway.events.models
+import gateway.identity.models  # devices seen on the network
 import gateway.notify.models  # noqa: F401 - and the notification outbox
 from policies.models import Base
 
