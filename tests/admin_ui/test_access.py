@@ -24,10 +24,10 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
     "accounts.me": EVERYONE,
     **{e: frozenset(READERS) for e in (
         "status.policy", "council.matrix", "council.group", "council.sites", "council.revisions",
-        "council.revision", "council.export")},
+        "council.revision", "council.export", "devices.index", "devices.device")},
     **{e: frozenset(EDITORS) for e in (
         "council.save_matrix", "council.save_group", "council.save_sites", "council.rollback_to",
-        "council.import_form", "council.save_import")},
+        "council.import_form", "council.save_import", "devices.pin", "devices.unpin")},
     **{e: frozenset(SUPERVISORS) for e in (
         "lessons.index", "lessons.requests", "lessons.open", "lessons.extend", "lessons.close",
         "lessons.approve_request", "lessons.refuse_request")},
@@ -46,7 +46,8 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
 PEOPLE = {None: None, "aigul": Role.TEACHER, "council": Role.COUNCIL,
           "director": Role.DIRECTOR, "admin": Role.RESPONSIBLE}
 ARGUMENTS = {"group_id": "middle", "number": "1", "session_id": "999", "request_id": "999",
-             "user_id": "999", "token_id": "999", "filename": "kalkan.css"}
+             "user_id": "999", "token_id": "999", "filename": "kalkan.css",
+             "mac": "52:54:00:10:01:01"}
 
 
 def test_every_route_has_a_decided_access_rule(app: Flask):
