@@ -6,11 +6,12 @@ addresses, end to end, in network namespaces made (and always removed) by the te
     router: bridge 10.10.1.1/24 + fd00:10:10:1::1/64, `kalkan dns`, an upstream on 127.0.0.1
 
 The PCs ask the router's `kalkan dns` with dig; ``block_answer: nxdomain`` makes a block an
-NXDOMAIN and an allowed name the upstream's 192.0.2.99. The router's DHCP leases are written
-as dnsmasq writes its lease file (``expiry mac ip hostname client-id``) and the addresses are
-given by hand: this machine has dnsmasq but no DHCP client to talk to it. The IPv6 privacy
-addresses are made the way a PC makes them (a new address on the PC); the router learns
-them from its neighbour table, as on a real router.
+NXDOMAIN and an allowed name the upstream's 192.0.2.99. Addresses come from a real dnsmasq
+DHCP server in the router namespace, asked by ``dhcp_client.py`` (Debian has no small DHCP
+client to rely on); where dnsmasq is not installed, the test says so and writes the lease
+file the way dnsmasq does (``expiry mac ip hostname client-id``) instead. The IPv6 privacy
+addresses are made the way a PC makes them (a new address on the PC); the router learns them
+from its neighbour table, as on a real router.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ TAG = f"i{os.getpid() % 100000}"
 PC1, PC2, ROUTER = f"{TAG}p1", f"{TAG}p2", f"{TAG}rt"
 MAC1, MAC2 = "52:54:00:aa:00:05", "52:54:00:aa:00:06"
 BIN = Path(sys.executable).parent
+HERE = Path(__file__).parent
 MARKER = "marker.example"
 MARKER_ADDRESS = "192.0.2.99"
 FOLLOW_WITHIN = 4.0  # s: identity.poll_interval 0.5 s, plus the neighbour entry and dig
@@ -124,6 +126,62 @@ class Router:
         self.dir = directory
         self.leases = directory / "dnsmasq.leases"
         self.processes: list[subprocess.Popen[bytes]] = []
+        self.dnsmasq = shutil.which("dnsmasq")
+        self.handed: dict[str, tuple[str, str]] = {}  # by hand: MAC → (address, hostname)
+
+    def start_dhcp(self) -> None:
+        """dnsmasq as the school's DHCP server on the classroom bridge (no DNS: port 0)."""
+        if self.dnsmasq is None:
+            print("\nNOTE: dnsmasq is not installed (`make system-deps` installs it): the "
+                  "lease file is written by hand, as dnsmasq would write it")
+            self.leases.write_text("")
+            return
+        log = self.start(ROUTER, "dnsmasq", self.dnsmasq, "--keep-in-foreground",
+                         "--conf-file=/dev/null", "--port=0", f"--interface={TAG}br",
+                         "--bind-interfaces", "--dhcp-range=10.10.1.100,10.10.1.199,10m",
+                         f"--dhcp-leasefile={self.leases}", "--dhcp-authoritative",
+                         "--no-ping", f"--pid-file={self.dir / 'dnsmasq.pid'}",
+                         "--log-facility=-", "--log-dhcp", "--user=root", "--group=root")
+        wait_for(log, "DHCP, IP range")
+
+    def take_lease(self, ns: str, mac: str, hostname: str, wanted: str) -> None:
+        """The PC asks for ``wanted`` and configures what it gets."""
+        if self.dnsmasq is None:
+            self.handed[mac] = (wanted, hostname)
+            self.write_leases()
+            leased = wanted
+        else:
+            end = pc_end(ns)
+            reply = in_ns(ns, sys.executable, str(HERE / "dhcp_client.py"), end, mac, hostname,
+                          "--request", wanted, timeout=15)
+            assert reply.returncode == 0, reply.stderr + reply.stdout
+            leased = reply.stdout.strip()
+            assert leased == wanted, f"dnsmasq gave {leased}, not {wanted}"
+        pc_address(ns, leased)
+
+    def release_lease(self, ns: str, mac: str, hostname: str, address: str) -> None:
+        if self.dnsmasq is None:
+            del self.handed[mac]
+            self.write_leases()
+        else:
+            reply = in_ns(ns, sys.executable, str(HERE / "dhcp_client.py"), pc_end(ns), mac,
+                          hostname, "--release", address, "10.10.1.1", timeout=15)
+            assert reply.returncode == 0, reply.stderr + reply.stdout
+        pc_address(ns, address, remove=True)
+
+    def write_leases(self) -> None:
+        """The lease file as dnsmasq writes it, replaced whole."""
+        expiry = int(time.time()) + 600
+        text = "".join(f"{expiry} {mac} {ip} {host} 01:{mac}\n"
+                       for mac, (ip, host) in self.handed.items())
+        new = self.leases.with_suffix(".new")
+        new.write_text(text)
+        new.rename(self.leases)
+
+    def leased_to(self, mac: str) -> list[str]:
+        """The addresses the lease file gives ``mac`` now."""
+        return [line.split()[2] for line in self.leases.read_text().splitlines()
+                if len(line.split()) > 2 and line.split()[1] == mac]
 
     def start(self, ns: str, name: str, *args: str) -> Path:
         log = self.dir / f"{name}.log"
@@ -131,14 +189,6 @@ class Router:
             self.processes.append(subprocess.Popen(["ip", "netns", "exec", ns, *args],
                                                    stdout=out, stderr=subprocess.STDOUT))
         return log
-
-    def lease(self, *entries: tuple[str, str, str]) -> None:
-        """Rewrite the lease file as dnsmasq does: a new file renamed over the old one."""
-        expiry = int(time.time()) + 3600
-        text = "".join(f"{expiry} {mac} {ip} {host} 01:{mac}\n" for mac, ip, host in entries)
-        new = self.leases.with_suffix(".new")
-        new.write_text(text)
-        new.rename(self.leases)
 
     def ask(self, ns: str, source: str, server: str = "10.10.1.1") -> str:
         """The DNS status (or the address) the router gives ``source`` for the marker."""
@@ -196,8 +246,12 @@ def build_topology() -> None:
         sh("ip", "-n", ROUTER, *command.split())
 
 
+def pc_end(ns: str) -> str:
+    return f"{TAG}a0" if ns == PC1 else f"{TAG}b0"
+
+
 def pc_address(ns: str, address: str, *, remove: bool = False) -> None:
-    end = f"{TAG}a0" if ns == PC1 else f"{TAG}b0"
+    end = pc_end(ns)
     prefix = "/24" if ":" not in address else "/64"
     extra = [] if ":" not in address else ["nodad"]
     sh("ip", "-n", ns, "addr", "del" if remove else "add", address + prefix, "dev", end,
@@ -248,9 +302,9 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
             '  block_answer: nxdomain\n  cache_size: 0\n'
             'blocklists:\n  auto_update: false\n'
             f'identity:\n  leases: ["dnsmasq:{room.leases}"]\n  poll_interval: 0.5\n')
-        pc_address(PC1, "10.10.1.50")
-        pc_address(PC2, "10.10.1.60")
-        room.lease((MAC1, "10.10.1.50", "pc05"), (MAC2, "10.10.1.60", "pc06"))
+        room.start_dhcp()
+        room.take_lease(PC1, MAC1, "pc05", "10.10.1.150")
+        room.take_lease(PC2, MAC2, "pc06", "10.10.1.160")
         room.start(ROUTER, "upstream", sys.executable, "-c", UPSTREAM,
                    str(directory / "upstream.ready"))
         dns = room.start(ROUTER, "dns", str(BIN / "kalkan"), "--config", str(config), "dns")
@@ -262,16 +316,17 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
 
 
 def test_the_pinned_pc_keeps_its_group_when_its_ipv4_lease_changes(router: Router) -> None:
-    assert router.ask(PC1, "10.10.1.50") == "NXDOMAIN"  # pinned: "pinned" blocks the marker
-    assert router.ask(PC2, "10.10.1.60") == MARKER_ADDRESS  # lab1's default group allows it
+    assert router.leased_to(MAC1) == ["10.10.1.150"]
+    router.settles(PC1, "10.10.1.150", "NXDOMAIN")  # pinned: "pinned" blocks the marker
+    assert router.ask(PC2, "10.10.1.160") == MARKER_ADDRESS  # lab1's default group allows it
 
-    # The lease runs out and the DHCP server hands pc1 another address.
-    pc_address(PC1, "10.10.1.50", remove=True)
-    pc_address(PC1, "10.10.1.51")
-    router.lease((MAC1, "10.10.1.51", "pc05"), (MAC2, "10.10.1.60", "pc06"))
-    took = router.settles(PC1, "10.10.1.51", "NXDOMAIN")
+    # pc1 gives its lease back and gets another address from the DHCP server.
+    router.release_lease(PC1, MAC1, "pc05", "10.10.1.150")
+    router.take_lease(PC1, MAC1, "pc05", "10.10.1.151")
+    assert router.leased_to(MAC1) == ["10.10.1.151"]
+    took = router.settles(PC1, "10.10.1.151", "NXDOMAIN")
     print(f"\nnew IPv4 lease followed in {took:.2f} s")
-    assert router.ask(PC2, "10.10.1.60") == MARKER_ADDRESS
+    assert router.ask(PC2, "10.10.1.160") == MARKER_ADDRESS
 
 
 def test_the_pinned_pc_keeps_its_group_as_its_ipv6_privacy_address_rotates(
