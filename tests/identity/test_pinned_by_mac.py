@@ -12,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from conftest import LESSON
+from gateway.config import IdentityConfig
 from gateway.identity.models import SeenDevice
 from gateway.identity.neighbours import parse_neighbours
-from gateway.identity.seen import record_sightings, room_of_network, sightings
+from gateway.identity.seen import record_sightings, room_of_network, sightings, start_recorder
 from gateway.identity.sources import LeaseReader
 from gateway.identity.watcher import AddressWatcher
 from policies.database import migrate, open_engine, session_factory, utcnow
@@ -120,3 +121,24 @@ def test_devices_seen_are_recorded_in_batches(any_db_url: str, tmp_path: Path) -
         assert row.ipv4 == "10.10.1.161" and row.first_seen == then and row.last_seen > then
         assert record_sightings(db, seen) == 0  # nothing moved: nothing written
     bind.dispose()
+
+
+def test_the_recorder_writes_what_the_leases_show(demo, tmp_path: Path) -> None:
+    leases = tmp_path / "dnsmasq.leases"
+    leases.write_text(f"{int(time.time()) + 3600} {MAC} 10.10.2.40 lab2-pc40 *\n")
+    config = IdentityConfig(leases=[f"dnsmasq:{leases}"], neighbours=False, record_interval=1)
+    recorder = start_recorder(demo, Engine.from_database(demo), config)
+    assert recorder is not None
+    try:
+        deadline = time.monotonic() + 5
+        row = None
+        while row is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+            with demo() as db:
+                row = db.get(SeenDevice, MAC)
+    finally:
+        recorder.stop()
+    assert row is not None and (row.ipv4, row.hostname, row.room_id) == (
+        "10.10.2.40", "lab2-pc40", "lab2")
+    assert start_recorder(demo, Engine.from_database(demo),
+                          IdentityConfig(enabled=False)) is None
