@@ -108,9 +108,10 @@ def index() -> str:
     rows = [(s, pins.get(s.mac)) for s in seen]
     if show == "new":
         rows = [(s, pin) for s, pin in rows if pin is None]
-    seen_macs = {s.mac for s in seen}
+    seen_addresses = {a for s in seen for a in (s.mac, s.ipv4, s.ipv6) if a}
     # Pinned in the policy but not seen (yet): a typo in a MAC shows here.
-    unseen = [d for d in data.get("devices", []) if d.get("mac") not in seen_macs]
+    unseen = [d for d in data.get("devices", [])
+              if not {d.get("mac"), d.get("ip")} & seen_addresses]
     return render_template("devices/index.html", rows=rows, unseen=unseen, show=show,
                            rooms={r["id"]: r for r in data.get("rooms", [])},
                            unassigned=sum(1 for s in seen if s.mac not in pins))

@@ -55,7 +55,8 @@ class LeaseReader:
     sources: tuple[tuple[str, str], ...] = ()  # empty: AUTO_SOURCES that exist
     neighbours: bool = True
     read_neighbour_table: Callable[[], Neighbours] = read_neighbours
-    _cache: dict[str, tuple[tuple[int, int], LeaseFile]] = field(default_factory=dict)
+    _cache: dict[str, tuple[tuple[int, int], LeaseFile]] = field(
+        default_factory=dict, init=False, repr=False)  # path → ((mtime, size), parsed)
 
     def read(self, now: float | None = None) -> AddressBook:
         now = time.time() if now is None else now
