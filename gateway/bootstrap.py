@@ -52,6 +52,11 @@ def open_engine_for(config: Config, sessions: sessionmaker[Session], *,
         from gateway.identity.watcher import start_address_watcher
 
         start_address_watcher(engine, config.identity)
+    elif config.identity.enabled:
+        # A one-off answer (`kalkan check`): the addresses as they are now, as the gateway sees.
+        from gateway.identity.watcher import reader_for
+
+        engine.set_addresses(reader_for(config.identity).read().macs)
     return engine
 
 

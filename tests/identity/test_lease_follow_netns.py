@@ -125,6 +125,7 @@ class Router:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
         self.leases = directory / "dnsmasq.leases"
+        self.config = directory / "kalkan.yaml"
         self.processes: list[subprocess.Popen[bytes]] = []
         self.dnsmasq = shutil.which("dnsmasq")
         self.handed: dict[str, tuple[str, str]] = {}  # by hand: MAC → (address, hostname)
@@ -294,7 +295,7 @@ def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
                           file="identity test policy", author="test",
                           decision=CouncilDecision("10", "2026-11-25"))
         engine.dispose()
-        config = directory / "kalkan.yaml"
+        config = room.config
         config.write_text(
             f'data_dir: "{directory}"\n'
             f'database:\n  url: "sqlite:///{database}"\n'
@@ -327,6 +328,11 @@ def test_the_pinned_pc_keeps_its_group_when_its_ipv4_lease_changes(router: Route
     took = router.settles(PC1, "10.10.1.151", "NXDOMAIN")
     print(f"\nnew IPv4 lease followed in {took:.2f} s")
     assert router.ask(PC2, "10.10.1.160") == MARKER_ADDRESS
+    # `kalkan check` on the router explains it the same way.
+    check = in_ns(ROUTER, str(BIN / "kalkan"), "--config", str(router.config), "check",
+                  MARKER, "--client", "10.10.1.151")
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert "lab1-pc05" in check.stdout and "group pinned" in check.stdout, check.stdout
 
 
 def test_the_pinned_pc_keeps_its_group_as_its_ipv6_privacy_address_rotates(
