@@ -64,7 +64,8 @@ def sightings(book: AddressBook, room_of: Callable[[str], str | None]) -> list[S
         room = (room_of(ipv4) if ipv4 else None) or (room_of(ipv6) if ipv6 else None)
         if room is None and mac not in leased:
             continue
-        out.append(Sighting(mac, ipv4, ipv6, hostnames.get(mac), room))
+        hostname = hostnames.get(mac)  # the client's own choice: any text, any length
+        out.append(Sighting(mac, ipv4, ipv6, hostname[:253] if hostname else None, room))
     return out
 
 
