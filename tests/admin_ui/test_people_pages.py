@@ -3,7 +3,6 @@ policy change with a council decision), classes and their teachers, students wit
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from admin_ui.models import AuditEntry, TeacherClass
