@@ -3,13 +3,17 @@ policy change with a council decision), classes and their teachers, students wit
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from sqlalchemy import select
 
 from admin_ui.models import AuditEntry, TeacherClass
 from conftest import LESSON
 from policies.engine import Engine
-from policies.models import SchoolClass, StaffUser, Student
+from policies.models import RequestKind, SchoolClass, StaffUser, Student
 from policies.revisions import history
+from tests.admin_ui.test_languages import TRANSLATED, english_left
 
 pytest_plugins = ["tests.admin_ui.admin_client",  # fixtures: school, app, staff
                   "tests.admin_ui.people_client"]  # english, admin
@@ -129,3 +133,26 @@ def test_the_director_reads_the_classes_but_a_teacher_does_not(english, staff):
     assert "7B" in html and "Add or change a class" not in html
     assert director.post("/classes/", id="9Z", grade="9", group="middle").status_code == 403
     assert staff("aigul").get("/classes/7B/students/").status_code == 403
+
+
+@pytest.mark.parametrize("lang", TRANSLATED)
+def test_the_pages_speak_the_language_with_no_english_left(lang, admin, school):
+    from tests.admin_ui.test_review_queue import ask
+    from tests.admin_ui.test_timetable import add_lesson
+
+    add_lesson(school, mode="focus", sites=["bilimland.kz"])
+    ask(school, RequestKind.REPORT, "bad.example", message="please")
+    dismissed = ask(school, RequestKind.REVIEW, "melbet.com")
+    admin.post(f"/queue/{dismissed}", outcome="dismiss", answer="gambling")
+    admin.page("/queue/")  # shows (and so ends) the English flash message
+    with school() as db:
+        bakyt = db.scalar(select(StaffUser.id).where(StaffUser.username == "bakyt"))
+    for url in ("/rooms/", "/classes/", "/classes/?edit=7B", "/classes/7B/students/",
+                "/timetable/", "/queue/?show=all", "/blocklists/", "/notifications/",
+                f"/notifications/{bakyt}"):
+        path, _, query = url.partition("?")
+        html = admin.page(path, lang=lang, **dict([query.split("=")] if query else []))
+        assert f'<html lang="{lang}">' in html, url
+        # Lists to choose from hold data (device ids such as lab1-teacher), not our words.
+        words = re.sub(r"<select\b.*?</select>", " ", html, flags=re.S)
+        assert english_left(words, lang) == [], f"{url} in {lang}"
