@@ -160,3 +160,21 @@ def test_the_page_adds_imports_and_removes_lessons(admin, school):
     assert admin.post(f"/timetable/{first}/remove").status_code == 302
     with school() as db:
         assert db.get(Lesson, first) is None
+
+
+def test_the_teacher_sees_the_opened_lesson_on_her_phone_and_closes_it(english, staff, school):
+    with school() as db:
+        local = school_now(db)
+    minute = local.hour * 60 + local.minute
+    if minute > 23 * 60 + 50:
+        pytest.skip("too close to midnight for a lesson of a few minutes")
+    add_lesson(school, weekday=local.weekday(), start=f"{minute // 60:02d}:{minute % 60:02d}",
+               end=f"{(minute + 5) // 60:02d}:{(minute + 5) % 60:02d}")
+    with school() as db:
+        [session_id] = open_due_lessons(db)
+    aigul = staff("aigul")
+    assert f'id="session-{session_id}"' in aigul.page("/lessons/")
+    assert aigul.post(f"/lessons/{session_id}/close").status_code == 302
+    with school() as db:
+        assert db.get(InternetSession, session_id).closed_at is not None
+        assert open_due_lessons(db) == []  # closed by the teacher: not opened again today
