@@ -84,9 +84,11 @@ def minutes_of(hhmm: str) -> int:
     return int(hour) * 60 + int(minute)
 
 
-def check_lesson(db: Session, draft: LessonDraft) -> Lesson:
+def check_lesson(db: Session, draft: LessonDraft, *, others: list[Lesson] | None = None
+                 ) -> Lesson:
     """A new (unsaved) :class:`Lesson` from ``draft``, or a :class:`KalkanError` saying what
-    is wrong and what to write instead."""
+    is wrong and what to write instead. ``others`` are the lessons it must not overlap in its
+    room (default: those in the database)."""
     start, end = parse_time(draft.start), parse_time(draft.end)
     if minutes_of(end) <= minutes_of(start):
         raise KalkanError(f"the lesson ends ({end}) before it starts ({start})",
@@ -113,6 +115,18 @@ def check_lesson(db: Session, draft: LessonDraft) -> Lesson:
     elif draft.mode is not SessionMode.NORMAL:
         raise KalkanError(f"a lesson's mode is normal or focus, not {draft.mode.value!r}",
                           hint="write normal or focus")
+    if others is None:
+        others = list(db.scalars(select(Lesson).where(Lesson.room_id == draft.room_id,
+                                                      Lesson.weekday == draft.weekday)))
+    for other in others:
+        # One room, one session at a time: an overlapping lesson could never be opened.
+        if (other.room_id == draft.room_id and other.weekday == draft.weekday
+                and minutes_of(other.start) < minutes_of(end)
+                and minutes_of(start) < minutes_of(other.end)):
+            raise KalkanError(
+                f"room {draft.room_id!r} already has a lesson of {other.class_id} on "
+                f"{DAY_NAMES[other.weekday]} {other.start}–{other.end}",
+                hint="choose another time or room, or remove that lesson first")
     return Lesson(weekday=draft.weekday, start=start, end=end, class_id=draft.class_id,
                   room_id=draft.room_id, teacher_id=teacher.id, mode=draft.mode.value,
                   focus_sites=sites)
@@ -159,10 +173,12 @@ def import_csv(db: Session, text: str, *, replace: bool = False) -> list[Lesson]
     """Check every line first, then add them all (``replace``: instead of the whole
     timetable); the caller commits."""
     drafts = parse_csv(text)
-    lessons, errors = [], []
+    lessons: list[Lesson] = []
+    errors = []
+    kept = [] if replace else list(db.scalars(select(Lesson)))
     for number, draft in enumerate(drafts, start=2):
         try:
-            lessons.append(check_lesson(db, draft))
+            lessons.append(check_lesson(db, draft, others=kept + lessons))
         except KalkanError as exc:
             errors.append(f"line {number}: {exc}")
     if errors:

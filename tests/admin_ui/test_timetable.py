@@ -137,6 +137,23 @@ def test_csv_errors_name_their_lines_and_nothing_is_imported(school):
         assert db.scalar(select(Lesson.id)) is None
 
 
+def test_lessons_that_overlap_in_a_room_are_refused(school):
+    add_lesson(school)  # wed 09:45–10:30 in lab1
+    text = ("weekday,start,end,class,room,teacher\n"
+            "wed,10:00,10:45,10A,lab1,bakyt\n"  # lab1 is taken until 10:30
+            "wed,10:00,10:45,10A,lab2,bakyt\n"
+            "wed,10:30,11:15,10A,lab2,bakyt\n")  # overlaps the line above
+    with school() as db, pytest.raises(Exception) as caught:
+        import_csv(db, text)
+    message = str(caught.value)
+    assert "line 2: room 'lab1' already has a lesson of 7B on wed 09:45–10:30" in message
+    assert "line 4: room 'lab2' already has a lesson of 10A on wed 10:00–10:45" in message
+    with school() as db:  # replacing the timetable: the old lesson does not count
+        lessons = import_csv(db, text.replace("10:30,11:15", "10:45,11:30"), replace=True)
+        db.commit()
+    assert len(lessons) == 3
+
+
 def test_the_page_adds_imports_and_removes_lessons(admin, school):
     response = admin.post("/timetable/", weekday="wed", start="10:00", end="10:45",
                           **{"class": "7B"}, room="lab1", teacher="aigul", mode="focus",
