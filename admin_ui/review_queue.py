@@ -27,7 +27,7 @@ from admin_ui.models import AuditAction
 from admin_ui.policy_changes import group_of
 from policies.database import utcnow
 from policies.errors import KalkanError
-from policies.models import RequestKind, RequestStatus, SiteRequest
+from policies.models import Group, RequestKind, RequestStatus, SiteRequest
 from policies.revisions import export_data, latest_revision
 
 bp = Blueprint("review_queue", __name__, url_prefix="/queue")
@@ -82,10 +82,10 @@ def _page(status: int = 200, **extra: Any) -> tuple[str, int]:
         SiteRequest.id.desc()).limit(PAGE_SIZE)
     if show != "all":
         query = query.where(SiteRequest.status == RequestStatus.OPEN.value)
-    data = export_data(db)
+    groups = db.execute(select(Group.id, Group.name).order_by(Group.position)).all()
     latest = latest_revision(db)
     return render_template("people/queue.html", requests=db.scalars(query).all(), show=show,
-                           groups=data["groups"], open_count=open_count(db),
+                           groups=groups, open_count=open_count(db),
                            base_revision=latest.id if latest else "", form=request.form,
                            **extra), status
 
