@@ -24,6 +24,7 @@ from admin_ui.db import get_db
 from admin_ui.models import AuditAction, TeacherClass
 from policies.errors import KalkanError
 from policies.models import Group, GroupKind, Role, SchoolClass, StaffUser, Student
+from policies.timetable import Lesson
 
 bp = Blueprint("classes", __name__, url_prefix="/classes")
 
@@ -65,6 +66,10 @@ def remove_class(db: Session, class_id: str) -> None:
     if students:
         raise KalkanError(_("Class %(id)s still has %(n)d students: move or remove them first.",
                             id=class_id, n=students))
+    lessons = db.scalar(select(func.count(Lesson.id)).where(Lesson.class_id == class_id))
+    if lessons:
+        raise KalkanError(_("The timetable has %(n)d lessons of this class: move or remove "
+                            "them first.", n=lessons))
     db.delete(row)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, abort, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from admin_ui.access import EDITORS, READERS, roles
@@ -23,6 +24,7 @@ from admin_ui.decided_save import save_decided
 from admin_ui.policy_changes import parse_site_lines
 from policies.errors import KalkanError
 from policies.revisions import export_data, latest_revision
+from policies.timetable import Lesson
 
 bp = Blueprint("rooms", __name__, url_prefix="/rooms")
 
@@ -84,6 +86,10 @@ def save() -> Response | tuple[str, int]:
         if form.get("remove"):
             if room_id not in {r["id"] for r in data["rooms"]}:
                 abort(404)
+            lessons = db.scalar(select(func.count(Lesson.id)).where(Lesson.room_id == room_id))
+            if lessons:  # removing the room would silently take its lessons with it
+                raise KalkanError(_("The timetable has %(n)d lessons in this room: move or "
+                                    "remove them first.", n=lessons))
             new = remove_room(data, room_id)
             what = f"room {room_id} removed"
         else:

@@ -156,3 +156,33 @@ def test_the_pages_speak_the_language_with_no_english_left(lang, admin, school):
         # Lists to choose from hold data (device ids such as lab1-teacher), not our words.
         words = re.sub(r"<select\b.*?</select>", " ", html, flags=re.S)
         assert english_left(words, lang) == [], f"{url} in {lang}"
+
+
+def test_a_room_or_class_with_lessons_is_not_removed_with_them(admin, school):
+    from tests.admin_ui.test_timetable import add_lesson
+
+    add_lesson(school)  # 7B in lab1
+    with school() as db:
+        db.query(Student).filter(Student.class_id == "7B").delete()
+        db.commit()
+    response = admin.post("/rooms/", id="lab1", remove="1", **DECISION)
+    assert response.status_code == 400
+    assert "1 lessons in this room" in response.get_data(as_text=True)
+    response = admin.post("/classes/", id="7B", remove="1")
+    assert response.status_code == 400
+    assert "1 lessons of this class" in response.get_data(as_text=True)
+    with school() as db:
+        assert db.get(SchoolClass, "7B") is not None and len(history(db)) == 1
+
+
+def test_forms_without_the_csrf_token_are_refused(admin, school):
+    for url, form in (("/rooms/", {"id": "lab9", "name": "x", "default_group": "middle",
+                                   "protocol": "1", "decision_date": "2026-11-01"}),
+                      ("/classes/7B/students/", {"action": "add"}),
+                      ("/timetable/import", {"text": "weekday,start,end,class,room,teacher"}),
+                      ("/blocklists/update", {}), ("/notifications/", {"email": "a@b.kg"})):
+        response = admin.client.post(url, data=form)
+        assert response.status_code == 400, url
+        assert "did not come from this site" in response.get_data(as_text=True), url
+    with school() as db:
+        assert len(history(db)) == 1
