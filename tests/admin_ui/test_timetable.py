@@ -195,3 +195,27 @@ def test_the_teacher_sees_the_opened_lesson_on_her_phone_and_closes_it(english, 
     with school() as db:
         assert db.get(InternetSession, session_id).closed_at is not None
         assert open_due_lessons(db) == []  # closed by the teacher: not opened again today
+
+
+def test_the_timetable_and_preferences_work_on_postgresql_too(any_db_url):
+    from gateway.notify.preferences import NotificationPreference, NotifyKind, channels_for
+    from policies.database import migrate, open_engine, session_factory
+    from policies.demo import seed_demo
+
+    engine = open_engine(any_db_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with sessions() as db:
+        seed_demo(db)
+    add_lesson(sessions, mode="focus", sites=["bilimland.kz"])
+    with sessions() as db:
+        [session_id] = open_due_lessons(db, now=LESSON_UTC)
+        assert db.get(InternetSession, session_id).focus_sites == ["bilimland.kz"]
+        assert db.get(Lesson, 1).last_opened_on == dt.date(2026, 11, 25)
+        aigul = db.scalar(select(StaffUser.id).where(StaffUser.username == "aigul"))
+        db.add(NotificationPreference(user_id=aigul, by_email=False, by_telegram=True,
+                                      alerts=True, daily_status=False, requests=False))
+        db.commit()
+        assert channels_for(db, aigul, NotifyKind.ALERTS) == (False, True)
+        assert channels_for(db, aigul, NotifyKind.DAILY_STATUS) == (False, False)
+    engine.dispose()
