@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
+from werkzeug.datastructures import MultiDict
 from werkzeug.wrappers import Response
 
 from admin_ui.access import READERS, roles
@@ -50,7 +51,19 @@ def _page(status: int = 200, **extra: Any) -> tuple[str, int]:
         rooms=db.scalars(select(Room).order_by(Room.position)).all(),
         teachers=db.scalars(select(StaffUser).where(StaffUser.active.is_(True))
                             .order_by(StaffUser.full_name)).all(),
-        columns=",".join(CSV_COLUMNS), form=request.form, **extra), status
+        columns=",".join(CSV_COLUMNS), form=_form_for(db.get(Lesson, int(edit)) if (
+            edit := request.args.get("edit", "")).isdigit() and request.method == "GET"
+            else None), **extra), status
+
+
+def _form_for(lesson: Lesson | None) -> MultiDict[str, str]:
+    """The form as sent, or (the "change" link) the lesson as it is."""
+    if lesson is None:
+        return request.form
+    return MultiDict({"lesson": str(lesson.id), "weekday": DAY_NAMES[lesson.weekday],
+                      "start": lesson.start, "end": lesson.end, "class": lesson.class_id,
+                      "room": lesson.room_id, "teacher": lesson.teacher.username,
+                      "mode": lesson.mode, "sites": "\n".join(lesson.focus_sites)})
 
 
 @bp.get("/")
@@ -62,27 +75,44 @@ def index() -> tuple[str, int]:
 @bp.post("/")
 @roles(Role.RESPONSIBLE)
 def add() -> Response | tuple[str, int]:
+    """A new lesson, or (with ``lesson``) the same lesson changed."""
     db = get_db()
     form = request.form
+    lesson_id = form.get("lesson", "")
+    existing = db.get(Lesson, int(lesson_id)) if lesson_id.isdigit() else None
+    if lesson_id and existing is None:
+        abort(404)
     try:
         mode = form.get("mode", SessionMode.NORMAL.value)
         if mode not in (SessionMode.NORMAL.value, SessionMode.FOCUS.value):
             raise KalkanError(_("Choose normal or focus mode."))
-        lesson = check_lesson(db, LessonDraft(
+        draft = LessonDraft(
             weekday=parse_weekday(form.get("weekday", "")), start=form.get("start", ""),
             end=form.get("end", ""), class_id=form.get("class", ""),
             room_id=form.get("room", ""), teacher=form.get("teacher", ""),
-            mode=SessionMode(mode), focus_sites=tuple(parse_site_lines(form.get("sites", "")))))
+            mode=SessionMode(mode), focus_sites=tuple(parse_site_lines(form.get("sites", ""))))
+        others = [other for other in db.scalars(select(Lesson).where(
+            Lesson.room_id == draft.room_id, Lesson.weekday == draft.weekday))
+            if other is not existing]  # a changed lesson does not overlap itself
+        lesson = check_lesson(db, draft, others=others)
     except KalkanError as exc:
         db.rollback()
         return _page(400, error=str(exc))
-    db.add(lesson)
+    if existing is not None:
+        if (existing.weekday, existing.start) != (lesson.weekday, lesson.start):
+            existing.last_opened_on = None  # moved: it may open again at its new time
+        for field in ("weekday", "start", "end", "class_id", "room_id", "teacher_id", "mode",
+                      "focus_sites"):
+            setattr(existing, field, getattr(lesson, field))
+        lesson = existing
+    else:
+        db.add(lesson)
     db.flush()
     record(db, AuditAction.LESSON_SAVED, f"lesson {lesson.id}", weekday=lesson.weekday,
            start=lesson.start, end=lesson.end, class_id=lesson.class_id, room=lesson.room_id,
            teacher=form.get("teacher", ""), mode=lesson.mode)
     db.commit()
-    flash(_("Lesson added."))
+    flash(_("Lesson saved.") if existing is not None else _("Lesson added."))
     return redirect(url_for("timetable.index"))
 
 

@@ -219,3 +219,20 @@ def test_the_timetable_and_preferences_work_on_postgresql_too(any_db_url):
         assert channels_for(db, aigul, NotifyKind.ALERTS) == (False, True)
         assert channels_for(db, aigul, NotifyKind.DAILY_STATUS) == (False, False)
     engine.dispose()
+
+
+def test_a_lesson_is_changed_in_place(admin, school):
+    lesson_id = add_lesson(school)  # wed 09:45–10:30, lab1
+    with school() as db:
+        open_due_lessons(db, now=LESSON_UTC)  # opened today at 10:00
+    html = admin.page("/timetable/", edit=str(lesson_id))
+    assert f'name="lesson" value="{lesson_id}"' in html and 'value="09:45"' in html
+    response = admin.post("/timetable/", lesson=str(lesson_id), weekday="wed", start="11:00",
+                          end="11:45", **{"class": "7B"}, room="lab1", teacher="aigul",
+                          mode="normal")
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with school() as db:
+        [lesson] = db.scalars(select(Lesson)).all()
+        assert (lesson.id, lesson.start, lesson.end, lesson.last_opened_on) == (
+            lesson_id, "11:00", "11:45", None)  # moved: it opens again at 11:00
+        assert len(open_due_lessons(db, now=LESSON_UTC + dt.timedelta(hours=1))) == 1
