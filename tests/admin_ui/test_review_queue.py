@@ -38,6 +38,7 @@ def test_a_report_becomes_a_block_for_everyone_with_the_council_decision(admin, 
     html = admin.page("/queue/")
     assert "slipped.example" in html and "Open: 2" in html
     assert "&lt;img src=x onerror=1&gt;" in html and "<img src=x" not in html
+    assert html.count('name="protocol"') == 2  # each open request asks for the decision
 
     response = admin.post(f"/queue/{first}", outcome="block", **DECISION)
     assert response.status_code == 302, response.get_data(as_text=True)
