@@ -21,7 +21,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_babel import format_decimal
 from flask_babel import gettext as _
 from sqlalchemy import select
 from werkzeug.wrappers import Response
@@ -37,11 +36,6 @@ from blocklists.sources import add_source, get_source, list_sources, remove_sour
 from policies.models import Category, Role
 
 bp = Blueprint("blocklist_sources", __name__, url_prefix="/blocklists")
-
-
-@bp.app_template_filter("format_number")
-def format_number(value: int) -> str:
-    return format_decimal(value)
 
 
 def runner() -> UpdateRunner:
