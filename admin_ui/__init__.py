@@ -55,12 +55,19 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         api,
         audit,
         auth,
+        blocklist_sources,
+        classes,
         council,
         db,
         devices,
         languages,
         lessons,
+        notification_settings,
+        review_queue,
+        rooms,
         status,
+        students,
+        timetable,
     )
 
     db.init_app(app)
@@ -68,7 +75,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)  # before access: a stale sign-in ends before the roles are checked
     access.init_app(app)
     languages.init_app(app)
-    for area in (auth, status, council, devices, lessons, accounts, audit, languages, api):
+    for area in (auth, status, council, devices, lessons, accounts, audit, languages, api,
+                 rooms, classes, students, timetable, review_queue, blocklist_sources,
+                 notification_settings):
         app.register_blueprint(area.bp)
     csrf.exempt(api.bp)  # token-authenticated only (access.enforce): no cookie, no CSRF
 

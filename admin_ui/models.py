@@ -35,6 +35,23 @@ class AuditAction(StrEnum):
     REQUEST_REFUSED = "request_refused"
     TOKEN_CREATED = "token_created"
     TOKEN_REVOKED = "token_revoked"
+    CLASS_SAVED = "class_saved"
+    CLASS_REMOVED = "class_removed"
+    STUDENT_SAVED = "student_saved"
+    STUDENT_REMOVED = "student_removed"
+    CONSENT_RECORDED = "consent_recorded"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
+    REQUEST_DISMISSED = "request_dismissed"
+    REQUEST_RESOLVED = "request_resolved"
+    BLOCKLIST_SOURCE_ADDED = "blocklist_source_added"
+    BLOCKLIST_SOURCE_CHANGED = "blocklist_source_changed"
+    BLOCKLIST_SOURCE_REMOVED = "blocklist_source_removed"
+    BLOCKLIST_UPDATE_STARTED = "blocklist_update_started"
+    NOTIFICATIONS_SAVED = "notifications_saved"
+    NOTIFICATION_TEST_SENT = "notification_test_sent"
+    LESSON_SAVED = "lesson_saved"
+    LESSON_REMOVED = "lesson_removed"
+    TIMETABLE_IMPORTED = "timetable_imported"
 
 
 class AuditEntry(Base):

@@ -22,6 +22,7 @@ from gateway.config import Config, parse_listen
 from gateway.events.retention import Purger
 from gateway.identity.seen import start_recorder
 from gateway.notify.sender import Notifier
+from gateway.timetable_opener import TimetableOpener
 
 
 def start_gateway_processes(config_path: str | None, *, dns: bool = True,
@@ -68,8 +69,11 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
     start_event_pipeline(config, sessions)
     start_recorder(sessions, engine, config.identity)  # devices seen, for the admin to assign
     host, port = parse_listen(admin_listen or config.admin.listen)
+    start_timetable_opener(sessions)
     app = create_app({"SESSIONS": sessions, "ENGINE": engine,
                       "DEFAULT_GROUP": config.policy.default_group,
+                      "DATA_DIR": config.data_dir, "NOTIFICATIONS": config.notifications,
+                      "BLOCKLIST_TIMEOUT": config.blocklists.download_timeout,
                       "SECRET_KEY_FILE": config.admin.secret_key_file
                       or config.data_dir / "secret_key"})
     shown = f"[{host}]" if ":" in host else host
@@ -104,6 +108,11 @@ def start_nightly_updates(config: Config, sessions: sessionmaker[Session],
                              timezone)
     updater.start()
     return updater
+
+
+def start_timetable_opener(sessions: sessionmaker[Session]) -> TimetableOpener:
+    """Open each lesson's session at its start (once per installation, like the notifier)."""
+    return TimetableOpener(sessions).start()
 
 
 # --- access log, alerts, notifications (issue 8) ---------------------------------------------

@@ -241,6 +241,7 @@ class Student(Base):
     name: Mapped[str | None] = mapped_column(String(200))
     consent_recorded_on: Mapped[dt.date | None] = mapped_column(Date)
     consent_reference: Mapped[str | None] = mapped_column(String(200))
+    consent_recorded_by: Mapped[str | None] = mapped_column(String(64))  # who wrote it down
     device_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"))
 
 

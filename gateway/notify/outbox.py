@@ -4,7 +4,9 @@ Recipients (regulations 2.7 and 2.8): the teacher of the session the attempts we
 the class teacher of the student's class, and the responsible person(s) (role
 ``responsible``) unless ``notifications.notify_responsible`` is false. Each is told once per
 alert version on each channel they have: email if they have an address and email is on,
-Telegram if they have a chat id and Telegram is on, and always in-app (the admin pages).
+Telegram if they have a chat id and Telegram is on, and always in-app (the admin pages);
+a person who turned alerts (or one channel) off in their notification settings
+(:mod:`gateway.notify.preferences`) gets only the in-app copy.
 Rows are unique per (alert, recipient, channel, version): writing them twice is harmless.
 """
 
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 from gateway.alerts.models import Alert, Severity
 from gateway.alerts.store import insert_ignoring_duplicates
 from gateway.notify.models import Notification, NotifyChannel, NotifyStatus
+from gateway.notify.preferences import NotifyKind, channels_for
 from policies.database import utcnow
 from policies.models import InternetSession, Role, SchoolClass, StaffUser
 
@@ -85,10 +88,11 @@ def enqueue(db: Session, alert: Alert, policy: OutboxPolicy) -> int:
     due = next_digest(now, policy.digest_at, policy.timezone) if digest else now
     rows = []
     for user, role in recipients(db, alert, policy.notify_responsible):
-        channels = [NotifyChannel.IN_APP]
-        if policy.email and user.email:
+        channels = [NotifyChannel.IN_APP]  # always: the admin pages show every alert
+        by_email, by_telegram = channels_for(db, user.id, NotifyKind.ALERTS)
+        if policy.email and user.email and by_email:
             channels.append(NotifyChannel.EMAIL)
-        if policy.telegram and user.telegram_chat_id:
+        if policy.telegram and user.telegram_chat_id and by_telegram:
             channels.append(NotifyChannel.TELEGRAM)
         for channel in channels:
             in_app = channel is NotifyChannel.IN_APP

@@ -8,7 +8,9 @@ import blocklists.models  # noqa: F401 - registers its tables on Base.metadata
 import gateway.alerts.models
 import gateway.events.models
 import gateway.identity.models  # devices seen on the network
-import gateway.notify.models  # noqa: F401 - and the notification outbox
+import gateway.notify.models  # and the notification outbox
+import gateway.notify.preferences  # noqa: F401 - who wants which notifications
+import policies.timetable  # noqa: F401 - the weekly lessons
 from policies.models import Base
 
 config = context.config

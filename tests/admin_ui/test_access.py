@@ -22,6 +22,19 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
     "status.healthz": PUBLIC,
     "auth.logout": EVERYONE, "status.index": EVERYONE, "status.check": EVERYONE,
     "accounts.me": EVERYONE,
+    "notifications.mine": EVERYONE, "notifications.save_mine": EVERYONE,
+    "notifications.test_mine": EVERYONE,
+    **{e: frozenset({Role.RESPONSIBLE}) for e in (
+        "notifications.user", "notifications.save_user", "notifications.test_user",
+        "classes.save", "students.save", "timetable.add", "timetable.remove",
+        "timetable.import_", "blocklist_sources.add", "blocklist_sources.change",
+        "blocklist_sources.update_now")},
+    **{e: frozenset({Role.RESPONSIBLE, Role.DIRECTOR}) for e in (
+        "classes.index", "students.index")},
+    **{e: frozenset(READERS) for e in (
+        "rooms.index", "review_queue.index", "timetable.index", "blocklist_sources.index",
+        "blocklist_sources.progress")},
+    **{e: frozenset(EDITORS) for e in ("rooms.save", "review_queue.resolve")},
     **{e: frozenset(READERS) for e in (
         "status.policy", "council.matrix", "council.group", "council.sites", "council.revisions",
         "council.revision", "council.export", "devices.index", "devices.device")},
@@ -46,7 +59,8 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
 PEOPLE = {None: None, "aigul": Role.TEACHER, "council": Role.COUNCIL,
           "director": Role.DIRECTOR, "admin": Role.RESPONSIBLE}
 ARGUMENTS = {"group_id": "middle", "number": "1", "session_id": "999", "request_id": "999",
-             "user_id": "999", "token_id": "999", "filename": "kalkan.css",
+             "user_id": "999", "token_id": "999", "filename": "kalkan.css", "class_id": "7B",
+             "lesson_id": "999", "name": "no-such-source",
              "mac": "52:54:00:10:01:01"}
 
 

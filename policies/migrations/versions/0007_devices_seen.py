@@ -5,7 +5,7 @@ IPv6 addresses, the hostname from its lease, the room its network belongs to, an
 was first and last seen (gateway/identity). Not policy: pins live in `devices`.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-25 02:40:00
 """
 from alembic import op
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0007'
-down_revision = '0005'
+down_revision = '0006'
 branch_labels = None
 depends_on = None
 
