@@ -18,6 +18,7 @@ import pickle
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from district.baseline import Baseline, baseline_version, current_baseline, merge_into
@@ -87,16 +88,32 @@ class DistrictPolicySource:
         self.default_group = default_group
         self.categories = categories
         self._saved_version: tuple[int, int] | None = None
+        self._compiled: object = None  # the version of the snapshot in force
+        self._offline = False
 
-    def version(self) -> tuple[int, int]:
-        with self.sessions() as db:
-            return read_version(db), baseline_version(db)
+    def version(self) -> object:
+        """(state version, baseline revision); while the database is away, the version in
+        force, so that the watcher waits quietly instead of failing every round."""
+        try:
+            with self.sessions() as db:
+                version = read_version(db), baseline_version(db)
+        except OperationalError as exc:
+            if not self._offline:
+                log.warning("district database unreachable (%s); filtering with policy "
+                            "version %s until it is back", exc.orig, self._compiled)
+                self._offline = True
+            return self._compiled
+        if self._offline:
+            log.warning("district database back: catching up on policy version %s", version)
+            self._offline = False
+        return version
 
     def compile(self) -> Snapshot:
         with self.sessions() as db:
             own = compile_snapshot(db, default_group=self.default_group)
             baseline = current_baseline(db)
         version = (own.version, baseline.revision)
+        self._compiled = version
         if version != self._saved_version:
             try:
                 save_policy(self.path, SavedPolicy(FORMAT, self.school_id, version,
@@ -117,6 +134,10 @@ class DistrictPolicySource:
                     "(state version %s, baseline revision %s) until it is back",
                     *saved.version)
         self._saved_version = saved.version
+        # The engine remembers the snapshot's plain number for it: no (state, baseline) pair
+        # equals it, so the first round that reaches the database recompiles.
+        self._compiled = saved.snapshot.version
+        self._offline = True
         return merge_into(saved.snapshot, saved.baseline, self.categories)
 
 
@@ -133,7 +154,5 @@ def open_district_engine(sessions: sessionmaker[Session], *, school_id: str, dat
     except Exception as exc:  # the database is away: filter with what we had
         log.warning("district database: %s", exc)
         snapshot = source.load_saved()
-        # The saved snapshot's plain number never equals a (state, baseline) pair: the
-        # watcher's first round that reaches the database recompiles.
         version = None
     return Engine(snapshot, source.compile, source.version, compiled_version=version)

@@ -55,9 +55,12 @@ def writer_engine(url: str, timeout: float) -> Engine:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     ms = max(int(timeout * 1000), 50)
-    return create_engine(parsed, pool_pre_ping=True, connect_args={
-        "connect_timeout": 2,
-        "options": f"-c lock_timeout={ms} -c statement_timeout={ms * 10}"})
+    # Keep the URL's own options: a school of a district names its schema there.
+    options = f"{parsed.query.get('options', '')} -c lock_timeout={ms} " \
+              f"-c statement_timeout={ms * 10}"
+    return create_engine(parsed.difference_update_query(["options", "connect_timeout"]),
+                         pool_pre_ping=True, connect_args={
+                             "connect_timeout": 2, "options": options.strip()})
 
 
 class SqlDialect:
