@@ -156,12 +156,7 @@ def check_school_policy(db: Session, doc: PolicyDocument) -> None:
         return
     why = (f"the district baseline (revision {baseline.revision}, decision "
            f"{baseline.decision.protocol} of {baseline.decision.date}) makes it mandatory")
-    for cat in doc.categories:
-        if cat.id in baseline.mandatory and not cat.mandatory:
-            raise MandatoryCategoryAllowed(
-                f"category {cat.id!r} cannot be optional in this school: {why}",
-                hint="set `mandatory: true` for it; a school may add mandatory categories, "
-                     "never remove the district's")
+    # A category the school itself calls optional is still mandatory: merge_into adds it.
     students = {g.id for g in doc.groups if g.kind is GroupKind.STUDENT}
     for group in doc.groups:
         if group.id not in students:
