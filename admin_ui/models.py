@@ -35,6 +35,7 @@ class AuditAction(StrEnum):
     REQUEST_REFUSED = "request_refused"
     TOKEN_CREATED = "token_created"
     TOKEN_REVOKED = "token_revoked"
+    SCHOOL_VIEWED = "school_viewed"  # district staff opened this school's pages
 
 
 class AuditEntry(Base):

@@ -31,6 +31,7 @@ import heapq
 import multiprocessing as mp
 import os
 import random
+import resource
 import shutil
 import socket
 import subprocess
@@ -89,6 +90,21 @@ class Cluster:
                         str(self.base / "data"), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU of the postmaster and its live children (the backends)."""
+        postmaster = int((self.base / "data" / "postmaster.pid").read_text().split()[0])
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            pid = int(stat.parent.name)
+            if pid == postmaster or int(fields[1]) == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
     @property
     def url(self) -> str:
         return f"postgresql+psycopg://postgres@/postgres?host={self.sockdir}&port={self.port}"
@@ -107,8 +123,8 @@ def create_district(url: str, schools: int) -> None:
     from policies.models import StateVersion
 
     engine = open_district(url)
-    with engine.begin() as conn:
-        for n in range(schools):
+    for n in range(schools):
+        with engine.begin() as conn:  # one transaction each: locks are per transaction
             schema = f"school_{n:04d}"
             conn.execute(text(f"CREATE SCHEMA {schema}"))
             scoped = conn.execution_options(schema_translate_map={None: schema})
@@ -141,9 +157,10 @@ def uploader(conninfo: str, schools: list[int], args: argparse.Namespace, start:
     """One process: its share of the schools, over ``args.connections`` connections."""
     import psycopg
 
-    from gateway.events.store import SqlDialect
+    from gateway.events.store import EVENT_COLUMNS, SqlDialect
 
     dialect = SqlDialect("postgresql")
+    columns = ", ".join(EVENT_COLUMNS)
     end = start + args.seconds
     lags = array("f")
     committed = 0
@@ -185,7 +202,11 @@ def uploader(conninfo: str, schools: list[int], args: argparse.Namespace, start:
                      f"site{i % 97}.example.kg", "block", "category", "games", "A", None,
                      "students", "lab1", None, None, None, None, "group students: block games",
                      3, False, 1.5, None, None, None) for i, t in enumerate(times)])
-                if rows:
+                if rows and args.insert == "copy":
+                    with cur.copy(f"COPY {schema}.access_events ({columns}) FROM STDIN") as cp:
+                        for row in rows:
+                            cp.write_row(row)
+                elif rows:
                     cur.executemany(dialect.insert_events.replace(
                         "INTO access_events", f"INTO {schema}.access_events"), rows)
                 conn.commit()
@@ -216,7 +237,8 @@ def uploader(conninfo: str, schools: list[int], args: argparse.Namespace, start:
         t.start()
     for t in threads:
         t.join()
-    results.put((committed, lags.tobytes(), seen))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    results.put((committed, lags.tobytes(), seen, usage.ru_utime + usage.ru_stime))
 
 
 def percentile(sorted_values: array, q: float) -> float:
@@ -232,6 +254,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured time")
     parser.add_argument("--flush", type=float, default=0.25, help="writer flush interval")
     parser.add_argument("--poll", type=float, default=1.0, help="policy poll interval")
+    parser.add_argument("--insert", choices=("executemany", "copy"), default="executemany",
+                        help="the writer's statement today, or COPY")
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--connections", type=int, default=3, help="per process")
     args = parser.parse_args()
@@ -245,7 +269,7 @@ def main() -> None:
         print(f"district of {args.schools} schools created in {time.time() - t0:.1f} s; "
               f"{args.schools} × {args.rate:g} = {args.schools * args.rate:,.0f} events/s "
               f"offered for {args.seconds:g} s over {args.processes} × {args.connections} "
-              "connections", flush=True)
+              f"connections, {args.insert}, flush every {args.flush:g} s", flush=True)
         start = time.time() + 1.0
         results: mp.Queue = mp.Queue()
         shares = [list(range(args.schools))[i::args.processes] for i in range(args.processes)]
@@ -253,9 +277,14 @@ def main() -> None:
                                                    results)) for share in shares]
         for p in procs:
             p.start()
+        time.sleep(max(0.0, start - time.time()))
+        pg_cpu = cluster.cpu_seconds()
+        load = os.getloadavg()[0]
         time.sleep(max(0.0, start + args.seconds / 2 - time.time()))
         published = publish(cluster.url)
         outcome = [results.get() for _ in procs]
+        pg_cpu = cluster.cpu_seconds() - pg_cpu
+        load = max(load, os.getloadavg()[0])
         for p in procs:
             p.join()
         committed = sum(o[0] for o in outcome)
@@ -270,6 +299,10 @@ def main() -> None:
               f"{args.schools * args.rate:,.0f}/s)")
         print(f"lag event→commit: p50 {percentile(ordered, 0.5):.3f} s, "
               f"p99 {percentile(ordered, 0.99):.3f} s, max {ordered[-1]:.3f} s")
+        client_cpu = sum(o[3] for o in outcome)
+        print(f"CPU: PostgreSQL {pg_cpu / args.seconds:.2f} cores, the simulated gateways "
+              f"{client_cpu / args.seconds:.2f} cores, of {os.cpu_count()}; machine load "
+              f"average up to {load:.1f} (other work shares this machine)")
         if len(seen) == args.schools:
             print(f"baseline fan-out: all {args.schools} gateways had the new revision "
                   f"{max(seen.values()) - published:.2f} s after publishing "

@@ -9,6 +9,7 @@ from sqlalchemy import Engine, select
 
 from gateway.cli import State, _author, _read, decision_options, pass_state, reports_errors
 from policies.errors import KalkanError
+from policies.models import Role
 
 
 @click.group()
@@ -130,3 +131,40 @@ def baseline_history(state: State) -> None:
         for r in db.scalars(select(BaselineRevision).order_by(BaselineRevision.id)):
             click.echo(f"{r.id:4}  {r.created_at:%Y-%m-%d %H:%M}  No {r.protocol} of "
                        f"{r.decision_date}  {r.author}  {r.comment}")
+
+
+@district.command("add-staff")
+@click.argument("username")
+@click.option("--full-name", required=True, help="The person's name.")
+@click.option("--school", "school_id", default=None,
+              help="A school's account (e.g. its responsible person); default: district staff.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=None,
+              help="For a school's account (default responsible); district staff are 'district'.")
+@click.password_option(help="The password (asked for when not given).")
+@pass_state
+@reports_errors
+def add_staff(state: State, username: str, full_name: str, school_id: str | None,
+              role: str | None, password: str) -> None:
+    """Create an admin account: district staff (see every school), or a school's first one."""
+    from admin_ui.staff import create_account
+    from district.schools import school_database_url
+    from policies.database import open_engine, session_factory
+
+    engine = _district(state)
+    if school_id is None:
+        if role not in (None, Role.DISTRICT.value):
+            raise KalkanError("district staff have the role 'district'",
+                              hint="give --school for an account of one school")
+        chosen = Role.DISTRICT
+    else:
+        if role == Role.DISTRICT.value:
+            raise KalkanError("the district role belongs to the district's own accounts",
+                              hint="leave out --school for district staff")
+        chosen = Role(role or Role.RESPONSIBLE.value)
+        engine = open_engine(school_database_url(engine.url.render_as_string(False), school_id))
+    with session_factory(engine)() as db:
+        user = create_account(db, username=username, full_name=full_name, role=chosen,
+                              password=password)
+        db.commit()
+    click.echo(f"account {user.username} ({user.role}) for "
+               f"{'the district' if school_id is None else 'school ' + school_id}")
