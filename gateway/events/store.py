@@ -145,6 +145,12 @@ def replay_segment(engine: Engine, dialect: SqlDialect, path: Path, *,
             if chunk:
                 with engine.begin() as conn:
                     for _, payload in chunk:
+                        key = payload.get("k")
+                        if key is not None and conn.exec_driver_sql(
+                                dialect.select_mark, (key,)).scalar() is not None:
+                            # Its direct commit went through; only the answer was lost.
+                            conn.exec_driver_sql(dialect.delete_mark, (key,))
+                            continue
                         insert_batch(conn, dialect, payload.get("e", ()), payload.get("c", ()))
                         replayed += len(payload.get("e", ()))
                     conn.exec_driver_sql(dialect.upsert_mark, (
