@@ -91,7 +91,8 @@ class Cluster:
         shutil.rmtree(self.base, ignore_errors=True)
 
     def cpu_seconds(self) -> float:
-        """User + system CPU of the postmaster and its live children (the backends)."""
+        """User + system CPU of the postmaster, its live children (the backends) and the
+        children it has reaped."""
         postmaster = int((self.base / "data" / "postmaster.pid").read_text().split()[0])
         tick = os.sysconf("SC_CLK_TCK")
         total = 0
@@ -101,7 +102,9 @@ class Cluster:
             except OSError:
                 continue
             pid = int(stat.parent.name)
-            if pid == postmaster or int(fields[1]) == postmaster:
+            if pid == postmaster:
+                total += sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+            elif int(fields[1]) == postmaster:
                 total += int(fields[11]) + int(fields[12])
         return total / tick
 
@@ -282,8 +285,9 @@ def main() -> None:
         load = os.getloadavg()[0]
         time.sleep(max(0.0, start + args.seconds / 2 - time.time()))
         published = publish(cluster.url)
+        time.sleep(max(0.0, start + args.seconds - time.time()))
+        pg_cpu = cluster.cpu_seconds() - pg_cpu  # before the backends exit
         outcome = [results.get() for _ in procs]
-        pg_cpu = cluster.cpu_seconds() - pg_cpu
         load = max(load, os.getloadavg()[0])
         for p in procs:
             p.join()
