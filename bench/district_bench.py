@@ -8,8 +8,9 @@ gateways write and poll (``access_events``, ``state_version``), created from kal
 
 Each simulated school gateway does what ``gateway/events/writer.py`` and the engine's watcher
 do: every ``--flush`` seconds (0.25) it inserts the events its students made since the last
-flush into its own schema, one transaction per batch, with the writer's own INSERT statement
-(``gateway.events.store.SqlDialect``); every ``--poll`` seconds (1) it reads its state version
+flush into its own schema, one transaction per batch, as the writer writes
+(``gateway.events.store``: COPY on PostgreSQL; ``--insert executemany`` for the INSERT it
+used before), plus the batch's key row; every ``--poll`` seconds (1) it reads its state version
 and the district baseline revision, and fetches the baseline document when it moved. Half-way
 through, the bench publishes a new baseline revision and measures how long until all gateways
 have fetched it.
@@ -122,7 +123,7 @@ def create_district(url: str, schools: int) -> None:
     from sqlalchemy import text
 
     from district.schools import open_district
-    from gateway.events.models import AccessRecord
+    from gateway.events.models import AccessRecord, JournalMark
     from policies.models import StateVersion
 
     engine = open_district(url)
@@ -132,6 +133,7 @@ def create_district(url: str, schools: int) -> None:
             conn.execute(text(f"CREATE SCHEMA {schema}"))
             scoped = conn.execution_options(schema_translate_map={None: schema})
             AccessRecord.__table__.create(scoped)
+            JournalMark.__table__.create(scoped)
             StateVersion.__table__.create(scoped)
             conn.execute(text(f"INSERT INTO {schema}.state_version VALUES (1, 1, now())"))
     engine.dispose()
@@ -184,6 +186,7 @@ def uploader(conninfo: str, schools: list[int], args: argparse.Namespace, start:
         conn = psycopg.connect(conninfo, autocommit=False)
         cur = conn.cursor()
         carry: dict[int, float] = {}
+        keys: dict[int, str] = {}
         while True:
             with plan_lock:
                 due, kind, school, last = heapq.heappop(plan)
@@ -212,6 +215,15 @@ def uploader(conninfo: str, schools: list[int], args: argparse.Namespace, start:
                 elif rows:
                     cur.executemany(dialect.insert_events.replace(
                         "INTO access_events", f"INTO {schema}.access_events"), rows)
+                # The batch's key, and the previous one's removal (writer.write_direct).
+                key = f"batch-{school}-{now}"
+                cur.execute(dialect.upsert_mark.replace(
+                    "INTO journal_marks", f"INTO {schema}.journal_marks"),
+                    (key, 0, dialect.timestamp(now)))
+                if school in keys:
+                    cur.execute(f"DELETE FROM {schema}.journal_marks WHERE segment = %s",
+                                (keys[school],))
+                keys[school] = key
                 conn.commit()
                 done = time.time()
                 with lock:
@@ -257,8 +269,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="measured time")
     parser.add_argument("--flush", type=float, default=0.25, help="writer flush interval")
     parser.add_argument("--poll", type=float, default=1.0, help="policy poll interval")
-    parser.add_argument("--insert", choices=("executemany", "copy"), default="executemany",
-                        help="the writer's statement today, or COPY")
+    parser.add_argument("--insert", choices=("copy", "executemany"), default="copy",
+                        help="COPY, as the writer does on PostgreSQL, or its former "
+                             "executemany INSERT")
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--connections", type=int, default=3, help="per process")
     args = parser.parse_args()

@@ -71,6 +71,7 @@ class SqlDialect:
         mark = "?" if name == "sqlite" else "%s"
         self.insert_events = (f"INSERT INTO access_events ({', '.join(EVENT_COLUMNS)}) VALUES "
                               f"({', '.join([mark] * len(EVENT_COLUMNS))})")
+        self.copy_events = f"COPY access_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
         self.upsert_counts = (
             f"INSERT INTO allowed_counts ({', '.join(COUNT_COLUMNS)}) VALUES "
             f"({', '.join([mark] * len(COUNT_COLUMNS))}) ON CONFLICT (minute, client, host) "
@@ -107,7 +108,13 @@ class SqlDialect:
 def insert_batch(conn: Connection, dialect: SqlDialect, events: Sequence[Sequence[Any]],
                  counts: Sequence[Sequence[Any]]) -> None:
     """Insert event rows and add count rows, inside the caller's transaction."""
-    if events:
+    if events and dialect.name == "postgresql":
+        # COPY: a quarter less server CPU per row than executemany (bench/district_bench.py).
+        raw = conn.connection.dbapi_connection
+        with raw.cursor() as cur, cur.copy(dialect.copy_events) as copy:  # type: ignore[union-attr]
+            for row in dialect.event_rows(events):
+                copy.write_row(row)
+    elif events:
         conn.exec_driver_sql(dialect.insert_events, dialect.event_rows(events))
     if counts:
         conn.exec_driver_sql(dialect.upsert_counts, dialect.count_rows(counts))
