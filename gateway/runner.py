@@ -11,6 +11,7 @@ import time
 from typing import NamedTuple
 
 import click
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from blocklists.progress import Progress
@@ -57,10 +58,17 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
 
     logging.basicConfig(level=config.logging.level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with sessions() as db:
-        ensure_policy(db, config)
-        if ensure_blocklists(db, config, progress=Progress()):
-            click.echo("kalkan: built the blocklist index from the bundled lists")
+    try:
+        with sessions() as db:
+            ensure_policy(db, config)
+            if ensure_blocklists(db, config, progress=Progress()):
+                click.echo("kalkan: built the blocklist index from the bundled lists")
+    except OperationalError:
+        if not config.district.url:
+            raise
+        # A school of a district starts with its saved policy while the district is away.
+        logging.getLogger(__name__).warning(
+            "district database unreachable: starting with the saved policy")
     engine = open_engine_for(config, sessions, watch=True)
     if config.blocklists.auto_update:
         start_nightly_updates(config, sessions, engine.snapshot.timezone)
