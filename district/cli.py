@@ -161,6 +161,13 @@ def add_staff(state: State, username: str, full_name: str, school_id: str | None
             raise KalkanError("the district role belongs to the district's own accounts",
                               hint="leave out --school for district staff")
         chosen = Role(role or Role.RESPONSIBLE.value)
+        from district.models import DistrictSchool
+
+        with session_factory(engine)() as db:
+            if db.get(DistrictSchool, school_id) is None:
+                raise KalkanError(f"the district has no school {school_id!r}",
+                                  hint="`kalkan district schools` lists them; "
+                                       "`kalkan district add-school` adds one")
         engine = open_engine(school_database_url(engine.url.render_as_string(False), school_id))
     with session_factory(engine)() as db:
         user = create_account(db, username=username, full_name=full_name, role=chosen,

@@ -29,6 +29,8 @@ def test_district_commands(postgres_url: str, tmp_path: Path):
     done = kalkan("add-staff", "resp", "--full-name", "R", "--school", "osh-1",
                   "--password", "pw-123456")
     assert "account resp (responsible) for school osh-1" in done.stdout
+    done = kalkan("add-staff", "x", "--full-name", "X", "--school", "osh-9", "--password", "p")
+    assert done.exit_code == 2 and "the district has no school 'osh-9'" in done.stderr
 
     bad = tmp_path / "bad.yaml"
     bad.write_text("mandatory: [adult]\nsites:\n  games: [toys.example]\n")
