@@ -28,7 +28,8 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """App factory. ``test_config`` (or the runner) gives ``DATABASE_URL`` and/or ``SESSIONS``,
-    ``ENGINE``, ``DEFAULT_GROUP``; ``SECRET_KEY`` or ``SECRET_KEY_FILE`` signs the cookies."""
+    ``ENGINE``, ``DEFAULT_GROUP``; ``SECRET_KEY`` or ``SECRET_KEY_FILE`` signs the cookies;
+    ``DISTRICT_URL`` makes it the admin of a whole district (docs/district.md)."""
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(
         DATABASE_URL="sqlite:///kalkan.db",
@@ -60,6 +61,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         council,
         db,
         devices,
+        district,
         languages,
         lessons,
         notification_settings,
@@ -75,9 +77,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)  # before access: a stale sign-in ends before the roles are checked
     access.init_app(app)
     languages.init_app(app)
+    district.init_app(app)
     for area in (auth, status, council, devices, lessons, accounts, audit, languages, api,
                  rooms, classes, students, timetable, review_queue, blocklist_sources,
-                 notification_settings):
+                 notification_settings, district):
         app.register_blueprint(area.bp)
     csrf.exempt(api.bp)  # token-authenticated only (access.enforce): no cookie, no CSRF
 

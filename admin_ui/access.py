@@ -25,7 +25,8 @@ ATTRIBUTE = "kalkan_access"
 # What a visitor may reach before the first account exists.
 BEFORE_SETUP = frozenset({"auth.setup", "static", "status.healthz", "languages.choose"})
 EDITORS = (Role.COUNCIL, Role.RESPONSIBLE)  # may change the policy, with a council decision
-READERS = (Role.COUNCIL, Role.RESPONSIBLE, Role.DIRECTOR)  # the director reads, never writes
+# The director reads, never writes; so do district staff, in every school of the district.
+READERS = (Role.COUNCIL, Role.RESPONSIBLE, Role.DIRECTOR, Role.DISTRICT)
 SUPERVISORS = (Role.TEACHER, Role.COUNCIL, Role.RESPONSIBLE)  # may open internet sessions
 
 
@@ -93,6 +94,8 @@ def may(endpoint: str) -> bool:
 
 
 def _needs_setup() -> bool:
+    if current_app.config.get("DISTRICT_URL"):
+        return False  # district accounts come from `kalkan district add-staff`
     if current_app.extensions.get("kalkan.setup_done"):
         return False
     if needs_setup(get_db()):

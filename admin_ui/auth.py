@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 
 from flask import (
     Blueprint,
     Flask,
     current_app,
     flash,
+    g,
     has_request_context,
     redirect,
     render_template,
@@ -32,7 +34,7 @@ from werkzeug.wrappers import Response
 
 from admin_ui.access import public, signed_in
 from admin_ui.audit import recent_failures, record
-from admin_ui.db import get_db
+from admin_ui.db import DISTRICT_HOME, district_sessions, get_db, get_home_db
 from admin_ui.models import AuditAction
 from admin_ui.staff import (
     MIN_PASSWORD_LENGTH,
@@ -60,10 +62,36 @@ def load_account(cookie_id: str) -> Account | None:
     user_id, _sep, fingerprint = cookie_id.partition(":")
     if not user_id.isdigit():
         return None
-    user = get_db().get(StaffUser, int(user_id))
+    user = get_home_db().get(StaffUser, int(user_id))
     if user is None or not user.active or password_fingerprint(user) != fingerprint:
         return None  # deactivated, or the password changed since this cookie was made
+    if current_app.config.get("DISTRICT_URL") and (
+            (g.get("home") == DISTRICT_HOME) != (user.role == Role.DISTRICT)):
+        return None  # the district role only in the district's accounts, and only it there
     return Account.of(user)
+
+
+# --- district mode: which school's database a request reads (admin_ui/db.py) ---------------
+
+def choose_school() -> None:
+    """``before_request``: the signed-in account's home and the school on screen, from the
+    signed cookie. A school's staff have home = school, always; district staff may switch."""
+    if current_app.config.get("DISTRICT_URL"):
+        g.home = session.get("home")
+        g.school = session.get("school")
+
+
+def view_school(school_id: str) -> None:
+    """District staff only (the view checks the role): look at another school."""
+    session["school"] = g.school = school_id
+    g.pop("db", None)
+
+
+def district_schools() -> list[Any]:
+    from district.schools import list_schools
+
+    with district_sessions(DISTRICT_HOME)() as db:
+        return list_schools(db)
 
 
 class KalkanSessionInterface(SecureCookieSessionInterface):
@@ -146,7 +174,14 @@ def login() -> Response | tuple[str, int] | str:
         return redirect(home_url())
     error = None
     status = 200
+    district = bool(current_app.config.get("DISTRICT_URL"))
+    schools = district_schools() if district else []
     if request.method == "POST":
+        if district:  # the account lives in its school's schema, or in the district's
+            home = request.form.get("school") or DISTRICT_HOME
+            if home != DISTRICT_HOME and home not in {s.id for s in schools}:
+                home = DISTRICT_HOME
+            g.home = g.school = home
         db = get_db()
         username = request.form.get("username", "").strip().lower()[:64]
         per_user, per_client = recent_failures(db, username=username,
@@ -160,18 +195,24 @@ def login() -> Response | tuple[str, int] | str:
             status = 429
             record(db, AuditAction.SIGN_IN_FAILED, username, throttled=True)
             db.commit()
-        elif verify_password(user, request.form.get("password", "")):
+        elif verify_password(user, request.form.get("password", "")) and (
+                not district or (g.home == DISTRICT_HOME) == (user.role == Role.DISTRICT)):
             assert user is not None
             record(db, AuditAction.SIGN_IN, username, actor=username, role=user.role)
             db.commit()
             _sign_in(user)
+            if district:
+                session["home"] = g.home
+                session["school"] = g.home if g.home != DISTRICT_HOME else (
+                    schools[0].id if schools else DISTRICT_HOME)
             return redirect(_safe_next(request.args.get("next")) or home_url())
         else:
             error = _("Wrong user name or password.")
             status = 401
             record(db, AuditAction.SIGN_IN_FAILED, username)
             db.commit()
-    return render_template("auth/login.html", error=error), status
+    return render_template("auth/login.html", error=error, schools=schools,
+                           district=district), status
 
 
 @bp.post("/logout")
@@ -193,3 +234,4 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = None  # the sign-in page says enough
     login_manager.session_protection = "strong"  # a cookie moved to another browser is void
     app.before_request(end_stale_sign_in)
+    app.before_request(choose_school)

@@ -52,6 +52,7 @@ class AuditAction(StrEnum):
     LESSON_SAVED = "lesson_saved"
     LESSON_REMOVED = "lesson_removed"
     TIMETABLE_IMPORTED = "timetable_imported"
+    SCHOOL_VIEWED = "school_viewed"  # district staff opened this school's pages
 
 
 class AuditEntry(Base):

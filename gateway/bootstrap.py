@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,6 +22,8 @@ from policies.engine import Engine
 from policies.errors import KalkanError
 from policies.revisions import import_policy, latest_revision
 
+log = logging.getLogger(__name__)
+
 
 def open_database(config: Config, *, upgrade: bool = True) -> sessionmaker[Session]:
     """Open the configured database, migrating its schema to the newest first."""
@@ -29,6 +32,9 @@ def open_database(config: Config, *, upgrade: bool = True) -> sessionmaker[Sessi
         try:
             migrate(engine)
         except OperationalError as exc:
+            if config.district.url:  # a school of a district filters on with its saved policy
+                log.warning("district database unreachable (%s); not migrating now", exc.orig)
+                return session_factory(engine)
             raise KalkanError(f"cannot open the database {config.database_url}: {exc.orig}",
                               hint="check `database.url` in kalkan.yaml and that the data "
                                    "directory is writable") from None
@@ -44,8 +50,16 @@ def open_engine_for(config: Config, sessions: sessionmaker[Session], *,
                     watch: bool = False) -> Engine:
     """The engine every gateway process uses: the policy from the database and the index."""
     index = open_category_index(config)
-    engine = Engine.from_database(sessions, default_group=config.policy.default_group,
-                                  categories=index)
+    if config.district.url:
+        from district.offline import open_district_engine
+
+        engine = open_district_engine(sessions, school_id=config.school_id,
+                                      data_dir=config.data_dir,
+                                      default_group=config.policy.default_group,
+                                      categories=index)
+    else:
+        engine = Engine.from_database(sessions, default_group=config.policy.default_group,
+                                      categories=index)
     if watch:
         engine.watch(config.policy.reload_interval, also=index.maybe_reload)
         # Devices pinned by MAC: this process follows their addresses itself (gateway/identity).

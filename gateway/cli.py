@@ -461,6 +461,8 @@ def dns(state: State, listen: tuple[str, ...], workers: int, index_path: Path | 
     """Run the DNS resolver alone, in the foreground, until Ctrl-C."""
     import logging
 
+    from sqlalchemy.exc import OperationalError
+
     from gateway.bootstrap import ensure_policy
     from gateway.config import parse_listen
     from gateway.dns import serve_dns
@@ -473,8 +475,13 @@ def dns(state: State, listen: tuple[str, ...], workers: int, index_path: Path | 
     config = state.config
     logging.basicConfig(level=config.logging.level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with state.sessions() as db_session:
-        ensure_policy(db_session, config)
+    try:
+        with state.sessions() as db_session:
+            ensure_policy(db_session, config)
+    except OperationalError:
+        if not config.district.url:
+            raise
+        # A school of a district starts with its saved policy when the district is away.
     categories = None
     if index_path is not None:
         from blocklists.index import open_index
@@ -503,6 +510,10 @@ main.add_command(alerts)
 main.add_command(proxy)
 main.add_command(ca)
 main.add_command(firewall)
+
+from district.cli import district  # noqa: E402
+
+main.add_command(district)
 
 
 if __name__ == "__main__":

@@ -447,6 +447,21 @@ class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class DistrictConfig(_Section):
+    # The district's PostgreSQL; this school's rows live in its own schema there (district/).
+    url: str | None = Field(
+        default=None, examples=["postgresql+psycopg://kalkan@db.district.kg/district"])
+
+    @field_validator("url")
+    @classmethod
+    def _postgresql_only(cls, url: str | None) -> str | None:
+        if url is not None and not re.fullmatch(r"postgresql(\+\w+)?", url.partition("://")[0]):
+            raise _problem(f"{url!r} is not a PostgreSQL database URL",
+                           "a district database is PostgreSQL: write "
+                           "postgresql+psycopg://user:password@host/dbname, or null")
+        return url
+
+
 class Config(_Section):
     """Everything in kalkan.yaml; ``Config()`` is the installation with no file at all."""
 
@@ -465,6 +480,15 @@ class Config(_Section):
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     blocklists: BlocklistsConfig = Field(default_factory=BlocklistsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    district: DistrictConfig = Field(default_factory=DistrictConfig)
+
+    @model_validator(mode="after")
+    def _one_database(self) -> Config:
+        if self.district.url and self.database.url:
+            raise _problem("both database.url and district.url are set",
+                           "a school of a district keeps its data in the district database: "
+                           "set database.url to null")
+        return self
 
     @field_validator("data_dir")
     @classmethod
@@ -475,7 +499,12 @@ class Config(_Section):
 
     @property
     def database_url(self) -> str:
-        """The configured URL, else an SQLite file in ``data_dir``."""
+        """The configured URL, else this school's schema of the district database, else an
+        SQLite file in ``data_dir``."""
+        if self.district.url:
+            from district.schools import school_database_url
+
+            return school_database_url(self.district.url, self.school_id)
         return self.database.url or f"sqlite:///{self.data_dir}/kalkan.db"
 
 

@@ -11,6 +11,7 @@ import time
 from typing import NamedTuple
 
 import click
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from blocklists.progress import Progress
@@ -59,10 +60,17 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
 
     logging.basicConfig(level=config.logging.level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with sessions() as db:
-        ensure_policy(db, config)
-        if ensure_blocklists(db, config, progress=Progress()):
-            click.echo("kalkan: built the blocklist index from the bundled lists")
+    try:
+        with sessions() as db:
+            ensure_policy(db, config)
+            if ensure_blocklists(db, config, progress=Progress()):
+                click.echo("kalkan: built the blocklist index from the bundled lists")
+    except OperationalError:
+        if not config.district.url:
+            raise
+        # A school of a district starts with its saved policy while the district is away.
+        logging.getLogger(__name__).warning(
+            "district database unreachable: starting with the saved policy")
     engine = open_engine_for(config, sessions, watch=True)
     if config.blocklists.auto_update:
         start_nightly_updates(config, sessions, engine.snapshot.timezone)
@@ -74,6 +82,7 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
                       "DEFAULT_GROUP": config.policy.default_group,
                       "DATA_DIR": config.data_dir, "NOTIFICATIONS": config.notifications,
                       "BLOCKLIST_TIMEOUT": config.blocklists.download_timeout,
+                      "DISTRICT_URL": config.district.url,
                       "SECRET_KEY_FILE": config.admin.secret_key_file
                       or config.data_dir / "secret_key"})
     shown = f"[{host}]" if ":" in host else host

@@ -40,10 +40,14 @@ class Engine:
 
     def __init__(self, snapshot: Snapshot,
                  compile: Callable[[], Snapshot] | None = None,
-                 version: Callable[[], int] | None = None) -> None:
+                 version: Callable[[], object] | None = None,
+                 compiled_version: object = None) -> None:
         self._snapshot = snapshot
         self._compile = compile
+        # Any comparable value: the state version, or (state version, district baseline).
         self._version = version
+        self._compiled_version = snapshot.version if compiled_version is None else (
+            compiled_version)
         # (epoch minute, weekday, minute of day, zone): schedules need local time, once a minute
         self._local_minute: tuple = (-1, 0, 0, None)
         self._watcher: threading.Thread | None = None
@@ -81,8 +85,8 @@ class Engine:
         if self._compile is None:
             return False
         try:
-            unchanged = self._version is not None and self._version() == self._snapshot.version
-            if unchanged and not force:
+            current = self._version() if self._version is not None else None
+            if current is not None and current == self._compiled_version and not force:
                 return False
             snapshot = self._compile()
         except Exception:
@@ -94,6 +98,7 @@ class Engine:
             if addresses:
                 snapshot = snapshot.with_addresses(addresses)
             self._snapshot = snapshot  # one reference assignment: readers see old or new, whole
+            self._compiled_version = current if current is not None else snapshot.version
         return True
 
     def set_addresses(self, addresses: Mapping[str, str]) -> bool:

@@ -66,6 +66,7 @@ class Role(StrEnum):
     RESPONSIBLE = "responsible"
     TEACHER = "teacher"
     DIRECTOR = "director"
+    DISTRICT = "district"  # district ICT staff: read every school of the district (district/)
 
 
 class SessionMode(StrEnum):

@@ -78,6 +78,9 @@ def _apply_as_revision(db: Session, doc: PolicyDocument, *, decision: CouncilDec
         raise PolicyError("the council decision's protocol number is empty",
                           hint="give the number of the protocol that approved this change")
     _check_classes_keep_their_groups(db, doc)
+    from district.baseline import check_school_policy  # district/ builds on policies/
+
+    check_school_policy(db, doc)  # a school of a district may not weaken its baseline
     revision = PolicyRevision(created_at=utcnow(), author=author, protocol=decision.protocol,
                               decision_date=decision_date, comment=comment, document="")
     db.add(revision)

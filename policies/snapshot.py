@@ -298,6 +298,11 @@ def _merge_sites(group_id: str, global_rules: list[Any], group_rules: list[Any]
     return sites, ordered
 
 
+def chain_lookups(first: CategoryLookup, second: CategoryLookup) -> CategoryLookup:
+    """Both as one lookup (a district baseline's lists, the school's, the blocklist index)."""
+    return _Chained(first, second)
+
+
 class _Chained:
     """The policy's own category lists first, then the blocklist index."""
 

@@ -55,9 +55,12 @@ def writer_engine(url: str, timeout: float) -> Engine:
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     ms = max(int(timeout * 1000), 50)
-    return create_engine(parsed, pool_pre_ping=True, connect_args={
-        "connect_timeout": 2,
-        "options": f"-c lock_timeout={ms} -c statement_timeout={ms * 10}"})
+    # Keep the URL's own options: a school of a district names its schema there.
+    options = f"{parsed.query.get('options', '')} -c lock_timeout={ms} " \
+              f"-c statement_timeout={ms * 10}"
+    return create_engine(parsed.difference_update_query(["options", "connect_timeout"]),
+                         pool_pre_ping=True, connect_args={
+                             "connect_timeout": 2, "options": options.strip()})
 
 
 class SqlDialect:
@@ -68,6 +71,7 @@ class SqlDialect:
         mark = "?" if name == "sqlite" else "%s"
         self.insert_events = (f"INSERT INTO access_events ({', '.join(EVENT_COLUMNS)}) VALUES "
                               f"({', '.join([mark] * len(EVENT_COLUMNS))})")
+        self.copy_events = f"COPY access_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN"
         self.upsert_counts = (
             f"INSERT INTO allowed_counts ({', '.join(COUNT_COLUMNS)}) VALUES "
             f"({', '.join([mark] * len(COUNT_COLUMNS))}) ON CONFLICT (minute, client, host) "
@@ -104,7 +108,13 @@ class SqlDialect:
 def insert_batch(conn: Connection, dialect: SqlDialect, events: Sequence[Sequence[Any]],
                  counts: Sequence[Sequence[Any]]) -> None:
     """Insert event rows and add count rows, inside the caller's transaction."""
-    if events:
+    if events and dialect.name == "postgresql":
+        # COPY: a quarter less server CPU per row than executemany (bench/district_bench.py).
+        raw = conn.connection.dbapi_connection
+        with raw.cursor() as cur, cur.copy(dialect.copy_events) as copy:  # type: ignore[union-attr]
+            for row in dialect.event_rows(events):
+                copy.write_row(row)
+    elif events:
         conn.exec_driver_sql(dialect.insert_events, dialect.event_rows(events))
     if counts:
         conn.exec_driver_sql(dialect.upsert_counts, dialect.count_rows(counts))
@@ -142,6 +152,12 @@ def replay_segment(engine: Engine, dialect: SqlDialect, path: Path, *,
             if chunk:
                 with engine.begin() as conn:
                     for _, payload in chunk:
+                        key = payload.get("k")
+                        if key is not None and conn.exec_driver_sql(
+                                dialect.select_mark, (key,)).scalar() is not None:
+                            # Its direct commit went through; only the answer was lost.
+                            conn.exec_driver_sql(dialect.delete_mark, (key,))
+                            continue
                         insert_batch(conn, dialect, payload.get("e", ()), payload.get("c", ()))
                         replayed += len(payload.get("e", ()))
                     conn.exec_driver_sql(dialect.upsert_mark, (

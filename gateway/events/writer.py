@@ -25,6 +25,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,6 +137,7 @@ class EventWriter:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()  # one flush at a time (the thread, or a test calling)
         self.journaling = bool(self.journal.segments())  # an earlier run left some behind
+        self._acknowledged: str | None = None  # key of the last batch known committed
 
     # --- running ----------------------------------------------------------------------------
 
@@ -194,16 +196,31 @@ class EventWriter:
         self.stats.batches += 1
         self.directory.maybe_refresh()
         rows, counts, counted = self.prepare(batch)
+        key = None
         if not self.journaling:
+            key = f"batch-{uuid.uuid4().hex}"
             try:
-                with self.engine.begin() as conn:
-                    insert_batch(conn, self.dialect, rows, counts)
+                self.write_direct(rows, counts, key)
                 self.stats.stored += len(rows)
                 self.stats.counted += counted
                 return
             except (SQLAlchemyError, DBAPIError) as exc:
                 self._database_failed(exc)
-        self._to_journal(rows, counts, counted)
+        self._to_journal(rows, counts, counted, key)
+
+    def write_direct(self, rows: list[tuple[Any, ...]], counts: list[tuple[Any, ...]],
+                     key: str) -> None:
+        """Insert a batch with its key. When the COMMIT's answer is lost (the link dropped
+        after the server committed), the batch is journalled too, with its key: the replay
+        finds the key committed and skips it (exactly once, docs/events.md). The key of the
+        previous acknowledged batch is no longer needed and goes in the same transaction."""
+        stamp = self.dialect.timestamp(time.time())
+        with self.engine.begin() as conn:
+            insert_batch(conn, self.dialect, rows, counts)
+            conn.exec_driver_sql(self.dialect.upsert_mark, (key, 0, stamp))
+            if self._acknowledged is not None:
+                conn.exec_driver_sql(self.dialect.delete_mark, (self._acknowledged,))
+        self._acknowledged = key
 
     def prepare(self, batch: Sequence[AccessEvent]) -> tuple[list[tuple[Any, ...]],
                                                              list[tuple[Any, ...]], int]:
@@ -268,12 +285,13 @@ class EventWriter:
         self._next_probe = time.monotonic() + PROBE_SECONDS
 
     def _to_journal(self, rows: list[tuple[Any, ...]], counts: list[tuple[Any, ...]],
-                    counted: int) -> None:
+                    counted: int, key: str | None = None) -> None:
         if not rows and not counts:
             return
         events = len(rows) + counted
         try:
-            self.journal.append({"e": rows, "c": counts})
+            # "k": the batch was tried directly first and may have been committed.
+            self.journal.append({"e": rows, "c": counts, **({"k": key} if key else {})})
         except (OSError, ValueError) as exc:
             if isinstance(exc, JournalFull):
                 cause = "journal_limit"

@@ -5,6 +5,7 @@ from sqlalchemy import create_engine
 
 import admin_ui.models  # noqa: F401 - registers its tables on Base.metadata
 import blocklists.models  # noqa: F401 - registers its tables on Base.metadata
+import district.models  # noqa: F401 - the district tables (district/)
 import gateway.alerts.models
 import gateway.events.models
 import gateway.identity.models  # devices seen on the network

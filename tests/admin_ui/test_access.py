@@ -48,6 +48,7 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
         "accounts.index", "accounts.create", "accounts.edit", "accounts.save",
         "accounts.create_token", "accounts.revoke_token")},
     "audit.index": frozenset({Role.RESPONSIBLE, Role.DIRECTOR}),
+    "district.choose": frozenset({Role.DISTRICT}),  # district mode: look at another school
     # The JSON API: the same rules, with an API token instead of a cookie.
     "api.openapi": PUBLIC, "api.check": EVERYONE, "api.sessions": EVERYONE,
     "api.policy": frozenset(READERS), "api.revisions": frozenset(READERS),
