@@ -59,6 +59,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         db,
         languages,
         lessons,
+        operations,
         status,
     )
 
@@ -67,7 +68,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)  # before access: a stale sign-in ends before the roles are checked
     access.init_app(app)
     languages.init_app(app)
-    for area in (auth, status, council, lessons, accounts, audit, languages, api):
+    for area in (auth, status, council, lessons, accounts, audit, languages, api, operations):
         app.register_blueprint(area.bp)
     csrf.exempt(api.bp)  # token-authenticated only (access.enforce): no cookie, no CSRF
 

@@ -20,6 +20,7 @@ from gateway.alerts.service import AlertService
 from gateway.bootstrap import ensure_blocklists, ensure_policy, open_engine_for
 from gateway.config import Config, parse_listen
 from gateway.events.retention import Purger
+from gateway.health.monitor import HealthMonitor
 from gateway.notify.sender import Notifier
 
 
@@ -67,7 +68,7 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
     start_event_pipeline(config, sessions)
     host, port = parse_listen(admin_listen or config.admin.listen)
     app = create_app({"SESSIONS": sessions, "ENGINE": engine,
-                      "DEFAULT_GROUP": config.policy.default_group,
+                      "DEFAULT_GROUP": config.policy.default_group, "KALKAN_CONFIG": config,
                       "SECRET_KEY_FILE": config.admin.secret_key_file
                       or config.data_dir / "secret_key"})
     shown = f"[{host}]" if ":" in host else host
@@ -113,10 +114,13 @@ class EventPipeline(NamedTuple):
     alerts: AlertService | None
     notifier: Notifier
     purger: Purger
+    monitor: HealthMonitor | None = None
 
     def stop(self) -> None:
         if self.alerts is not None:
             self.alerts.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
         self.notifier.stop()
         self.purger.stop()
 
@@ -129,5 +133,8 @@ def start_event_pipeline(config: Config, sessions: sessionmaker[Session]) -> Eve
     would do every piece of work twice.
     """
     alerts = AlertService(sessions, config).start() if config.alerts.enabled else None
+    # The uplink samples, outages and the daily report (issue 10): once per installation too.
+    monitor = (HealthMonitor(sessions, config).start() if config.daily_status.enabled
+               else None)
     return EventPipeline(alerts, Notifier(sessions, config).start(),
-                         Purger(sessions, config.retention).start())
+                         Purger(sessions, config.retention).start(), monitor)

@@ -7,7 +7,7 @@ import admin_ui.models  # noqa: F401 - registers its tables on Base.metadata
 import blocklists.models  # noqa: F401 - registers its tables on Base.metadata
 import gateway.alerts.models
 import gateway.events.models
-import gateway.health.models  # noqa: F401 - status samples, outages, daily reports
+import gateway.health.models
 import gateway.notify.models  # noqa: F401 - and the notification outbox
 from policies.models import Base
 

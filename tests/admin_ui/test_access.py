@@ -19,7 +19,7 @@ pytest_plugins = ["tests.admin_ui.admin_client"]  # fixtures: school, app, staff
 EVERYONE = frozenset(Role)
 EXPECTED: dict[str, str | frozenset[Role]] = {
     "static": PUBLIC, "auth.setup": PUBLIC, "auth.login": PUBLIC, "languages.choose": PUBLIC,
-    "status.healthz": PUBLIC,
+    "status.healthz": PUBLIC, "operations.metrics": PUBLIC, "operations.healthz_service": PUBLIC,
     "auth.logout": EVERYONE, "status.index": EVERYONE, "status.check": EVERYONE,
     "accounts.me": EVERYONE,
     **{e: frozenset(READERS) for e in (
