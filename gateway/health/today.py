@@ -158,7 +158,7 @@ def _devices(status: TodayStatus, db: Session, start: dt.datetime, end: dt.datet
         AccessRecord.time >= start, AccessRecord.time < end)).tuples())
     seen.update(db.execute(select(AllowedCount.room_id, AllowedCount.client).distinct().where(
         AllowedCount.minute >= start, AllowedCount.minute < end)).tuples())
-    names = dict(db.execute(select(Room.id, Room.name)).tuples())
+    names = {room_id: name for room_id, name in db.execute(select(Room.id, Room.name))}
     per_room: dict[str, int] = {}
     for room, _client in seen:
         name = names.get(room, room) if room else "—"
