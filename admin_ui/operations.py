@@ -24,10 +24,15 @@ from gateway.metrics import CONTENT_TYPE, render_metrics
 bp = Blueprint("operations", __name__)
 
 
+def _not_found() -> None:
+    # A plain answer: the admin's error page reads the database, which may be what is broken.
+    abort(Response("not found\n", 404, content_type="text/plain"))
+
+
 def _config() -> Config:
     config = current_app.config.get("KALKAN_CONFIG")
     if config is None:
-        abort(404)
+        _not_found()
     return config
 
 
@@ -55,7 +60,7 @@ def _scraper_allowed(config: Config) -> bool:
 def _guarded() -> Config:
     config = _config()
     if not _scraper_allowed(config):
-        abort(404)
+        _not_found()
     return config
 
 

@@ -449,8 +449,10 @@ class UpstreamResolver:
             now = time.monotonic()
             for server in self.servers:
                 server.stream.close_idle(now)
-                # Down ones to see whether they are back; idle ones to keep their RTT honest.
-                if server.down or now - server.last_used > 30.0:
+                # Down ones to see whether they are back; idle ones to keep their RTT honest;
+                # one that just failed, so that a dead one is found out (and shown down) even
+                # when the ranking no longer sends it queries.
+                if server.down or server.failures or now - server.last_used > 30.0:
                     asyncio.get_running_loop().create_task(self._probe(server))
 
     async def _probe(self, server: UpstreamServer) -> None:

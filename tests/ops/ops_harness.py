@@ -138,9 +138,11 @@ class Gateway:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(template, self.data_dir / "kalkan.db")  # the demo school, migrated
         # A tiny index instead of the 700,000 bundled names: `kalkan run` builds none then.
-        # "localhost" is the origin: listed as educational, the guests group may open it.
+        # "localhost" (the origin) and *.example.kg (the names the tests look up) are listed
+        # as educational: the guests group, where loopback clients fall, may open them.
         build_index([("test", [ListEntry("pornhub.com", "adult"),
-                               ListEntry("localhost", "education")])],
+                               ListEntry("localhost", "education"),
+                               ListEntry("example.kg", "education")])],
                     index_path(self.data_dir))
         self.process: subprocess.Popen[str] | None = None
 
@@ -155,6 +157,7 @@ class Gateway:
     def _status_files(self) -> None:
         assert (self.status_dir / "dns.json").exists()
         assert list(self.status_dir.glob("events-proxy-*.json"))
+        socket.create_connection(("127.0.0.1", self.proxy_port), timeout=1).close()
 
     def stop(self) -> str:
         if self.process is None:
