@@ -154,10 +154,11 @@ def _devices(status: TodayStatus, db: Session, start: dt.datetime, end: dt.datet
     """Distinct clients per room today, from the access log (blocked events and allowed
     counts); a client in no room counts under "—"."""
     seen: set[tuple[str | None, str]] = set()
-    seen.update(db.execute(select(AccessRecord.room_id, AccessRecord.client).distinct().where(
-        AccessRecord.time >= start, AccessRecord.time < end)).tuples())
-    seen.update(db.execute(select(AllowedCount.room_id, AllowedCount.client).distinct().where(
-        AllowedCount.minute >= start, AllowedCount.minute < end)).tuples())
+    for table, column in ((AccessRecord, AccessRecord.time),
+                          (AllowedCount, AllowedCount.minute)):
+        rows = db.execute(select(table.room_id, table.client).distinct().where(
+            column >= start, column < end))
+        seen.update((room, client) for room, client in rows)
     names = {room_id: name for room_id, name in db.execute(select(Room.id, Room.name))}
     per_room: dict[str, int] = {}
     for room, _client in seen:
