@@ -474,11 +474,10 @@ def status(state: State, as_json: bool, report: str | None, language: str | None
 def dns(state: State, listen: tuple[str, ...], workers: int, index_path: Path | None,
         rate: float | None, no_writer: bool) -> None:
     """Run the DNS resolver alone, in the foreground, until Ctrl-C."""
-    import logging
-
     from gateway.bootstrap import ensure_policy
     from gateway.config import parse_listen
     from gateway.dns import serve_dns
+    from gateway.log_format import configure_logging
 
     for text in listen:
         try:
@@ -486,8 +485,7 @@ def dns(state: State, listen: tuple[str, ...], workers: int, index_path: Path | 
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--listen") from None
     config = state.config
-    logging.basicConfig(level=config.logging.level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.logging.level, config.logging.format)
     with state.sessions() as db_session:
         ensure_policy(db_session, config)
     categories = None

@@ -55,6 +55,35 @@ class _Exposition:
                               else f"{name} {float(value)!r}")
 
 
+def _latency_histogram(out: _Exposition, upstreams: list[dict[str, Any]]) -> None:
+    """Each upstream's answer times, as a Prometheus histogram (cumulative buckets)."""
+    from gateway.dns.upstream import LATENCY_BUCKETS
+
+    rows: list[tuple[dict[str, str], float | int | None]] = []
+    for u in upstreams:
+        counts = u.get("latency_counts")
+        if not counts:
+            continue
+        total = 0
+        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), counts, strict=False):
+            total += count
+            le = "+Inf" if bound == float("inf") else repr(bound)
+            rows.append(({"upstream": u["upstream"], "le": le}, total))
+    if not rows:
+        return
+    name = "kalkan_dns_upstream_latency_seconds"
+    out.lines += [f"# HELP {name} time the upstream resolver took to answer",
+                  f"# TYPE {name} histogram"]
+    for labels, value in rows:
+        shown = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
+        out.lines.append(f"{name}_bucket{{{shown}}} {float(value)!r}")
+    for u in upstreams:
+        if u.get("latency_counts"):
+            label = f'{{upstream="{_label(u["upstream"])}"}}'
+            out.lines.append(f"{name}_sum{label} {float(u.get('latency_sum', 0))!r}")
+            out.lines.append(f"{name}_count{label} {float(sum(u['latency_counts']))!r}")
+
+
 def render_metrics(config: Config) -> str:
     """The whole exposition for this gateway, as text."""
     out = _Exposition()
@@ -82,6 +111,7 @@ def render_metrics(config: Config) -> str:
                    "smoothed round-trip time of the upstream resolver",
                    [({"upstream": u["upstream"]},
                      None if u.get("srtt_ms") is None else u["srtt_ms"] / 1000) for u in ups])
+        _latency_histogram(out, ups)
         out.family("kalkan_dns_upstream_answers_total", "counter", "answers from the upstream",
                    [({"upstream": u["upstream"]}, u.get("answers")) for u in ups])
         out.family("kalkan_dns_upstream_errors_total", "counter", "failures of the upstream",

@@ -21,6 +21,7 @@ from gateway.bootstrap import ensure_blocklists, ensure_policy, open_engine_for
 from gateway.config import Config, parse_listen
 from gateway.events.retention import Purger
 from gateway.health.monitor import HealthMonitor
+from gateway.log_format import configure_logging
 from gateway.notify.sender import Notifier
 
 
@@ -56,8 +57,7 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
 
     from admin_ui import create_app
 
-    logging.basicConfig(level=config.logging.level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.logging.level, config.logging.format)
     with sessions() as db:
         ensure_policy(db, config)
         if ensure_blocklists(db, config, progress=Progress()):
