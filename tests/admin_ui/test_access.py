@@ -46,7 +46,7 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
 PEOPLE = {None: None, "aigul": Role.TEACHER, "council": Role.COUNCIL,
           "director": Role.DIRECTOR, "admin": Role.RESPONSIBLE}
 ARGUMENTS = {"group_id": "middle", "number": "1", "session_id": "999", "request_id": "999",
-             "user_id": "999", "token_id": "999", "filename": "kalkan.css"}
+             "user_id": "999", "token_id": "999", "filename": "kalkan.css", "service": "dns"}
 
 
 def test_every_route_has_a_decided_access_rule(app: Flask):
