@@ -71,6 +71,14 @@ class HealthMonitor(PollingThread):
         row = StatusSample(time=now, seconds=seconds)
         self._measure_dns(row)
         self._measure_bytes(row)
+        try:
+            self._store(row, now)
+        finally:  # monitor.json even when the database cannot be written (a full disk)
+            self.last_sample = row
+            self._write_status(row, now)
+        return row
+
+    def _store(self, row: StatusSample, now: dt.datetime) -> None:
         with self.sessions() as db:
             zone = school_zone(db)
             local = now.replace(tzinfo=dt.UTC).astimezone(zone)
@@ -90,9 +98,6 @@ class HealthMonitor(PollingThread):
             db.refresh(row)
             db.expunge(row)
             self._send_reports(db, now, local)
-        self.last_sample = row
-        self._write_status(row, now)
-        return row
 
     def _measure_dns(self, row: StatusSample) -> None:
         dns = read_status_file(self.config.status_directory / "dns.json")

@@ -169,6 +169,8 @@ def test_a_full_disk_keeps_filtering_and_counts_and_shows_the_lost_records(
         today = int(re.search(r"access records lost today: (\d+)", out)[1])
         assert today >= count
         # ... and /metrics, for the district's monitoring.
-        assert gateway.metrics()['kalkan_events_lost_total{process="dns-0"}'] >= count
+        metrics = gateway.metrics()
+        assert metrics['kalkan_events_lost_total{process="dns-0"}'] >= count
+        assert metrics['kalkan_up{service="monitor"}'] == 1  # monitoring outlives the disk
         (disk / "filler").unlink()
         gateway.stop()
