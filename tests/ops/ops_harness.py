@@ -173,6 +173,8 @@ class Gateway:
         self.process = None
         return output
 
+    wait_for = staticmethod(wait_for)
+
     # --- what a user or a monitoring system does ---------------------------------------------
 
     def kalkan(self, *args: str) -> subprocess.CompletedProcess[str]:

@@ -15,8 +15,7 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
-
-from tests.ops.ops_harness import free_port, wait_for
+from pipeline_harness import free_port
 
 pytest_plugins = ["tests.ops.ops_harness"]  # fixtures: start_gateway, upstreams, origin
 
@@ -69,7 +68,7 @@ def test_a_dead_uplink_serves_cached_names_refuses_unknown_ones_fast_and_says_no
         assert re.search(r"internet: DOWN since \d\d:\d\d", out), out
         assert out.count(": DOWN,") == 2, out  # both upstreams
         return out
-    wait_for(down, timeout=20)
+    gateway.wait_for(down, timeout=20)
     assert gateway.metrics()["kalkan_uplink_up"] == 0
 
     for upstream in upstreams:  # the provider fixes the line
@@ -80,7 +79,7 @@ def test_a_dead_uplink_serves_cached_names_refuses_unknown_ones_fast_and_says_no
         assert "internet: up" in out, out
         assert re.search(r"outages: 1, [\d.]+ min in all \(\d\d:\d\d–\d\d:\d\d\)", out), out
         return out
-    wait_for(back, timeout=30)
+    gateway.wait_for(back, timeout=30)
     answer, _ = ask(gateway, "fresh.example.kg")
     assert addresses(answer) == ["192.0.2.1"]
 
@@ -106,7 +105,7 @@ def test_a_dead_upstream_resolver_is_failed_over_and_shown_down(start_gateway,
         assert f"upstream {second.address}: up" in out, out
         assert "DNS upstreams: 1 of 2 answering" in out and "internet: up" in out, out
         return out
-    wait_for(shown, timeout=20)
+    gateway.wait_for(shown, timeout=20)
     metrics = gateway.metrics()
     assert metrics[f'kalkan_dns_upstream_up{{upstream="{first.address}"}}'] == 0
     assert metrics[f'kalkan_dns_upstream_up{{upstream="{second.address}"}}'] == 1
@@ -161,7 +160,7 @@ def test_a_full_disk_keeps_filtering_and_counts_and_shows_the_lost_records(
             assert writer["lost"] > 0 and writer["taken"] >= 200, writer
             assert not writer["stale"]
             return writer["lost"]
-        count = wait_for(lost, timeout=20)
+        count = gateway.wait_for(lost, timeout=20)
         out = gateway.kalkan("status").stdout
         assert re.search(r"events dns-0: .*, ([\d,]+) lost", out), out
         shown = int(re.search(r"events dns-0: .*, ([\d,]+) lost", out)[1].replace(",", ""))
