@@ -149,8 +149,9 @@ def render_report(kind: str, facts: dict[str, Any], language: str) -> tuple[str,
         lines.append(t["no_outages"])
     ups = f.get("upstreams") or []
     rtt = t["rtt"].format(ms=_number(f["dns_rtt_ms"])) if f.get("dns_rtt_ms") is not None else ""
-    lines.append(t["dns"].format(up=sum(1 for u in ups if u["up"]), total=len(ups), rtt=rtt,
-                                 errors=f["dns_errors"]))
+    if ups:  # none: the resolver is not running, which the filtering line says
+        lines.append(t["dns"].format(up=sum(1 for u in ups if u["up"]), total=len(ups),
+                                     rtt=rtt, errors=f["dns_errors"]))
     peak = t["peak"].format(mbit=_number(f["peak_mbit"])) if f.get("peak_mbit") else ""
     lines.append(t["traffic"].format(mb_in=_number(f["rx_bytes"] / 1e6),
                                      mb_out=_number(f["tx_bytes"] / 1e6), peak=peak))

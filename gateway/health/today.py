@@ -194,8 +194,11 @@ def render_today(status: TodayStatus) -> list[str]:
         lines.append("  outages: none")
     up = sum(1 for u in status.upstreams if u["up"])
     rtt = f", {status.dns_rtt_ms:g} ms on average" if status.dns_rtt_ms is not None else ""
-    lines.append(f"  DNS upstreams: {up} of {len(status.upstreams)} answering{rtt}, "
-                 f"{status.dns_errors} failures today")
+    if status.upstreams:
+        lines.append(f"  DNS upstreams: {up} of {len(status.upstreams)} answering{rtt}, "
+                     f"{status.dns_errors} failures today")
+    else:
+        lines.append("  DNS upstreams: unknown (the resolver is not running)")
     peak = f", peak {status.peak_mbit:g} Mbit/s" if status.peak_mbit is not None else ""
     lines.append(f"  traffic: {status.rx_bytes / 1e6:.1f} MB in, {status.tx_bytes / 1e6:.1f} MB "
                  f"out{peak}")
