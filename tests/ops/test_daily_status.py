@@ -188,3 +188,30 @@ def test_the_speed_check_measures_a_download_and_names_an_unreachable_url() -> N
     assert check.mbit == pytest.approx(FILE_BYTES * 8 / check.seconds / 1e6)
     dead = measure_download(f"http://127.0.0.1:{free_port()}/f", max_bytes=1000, timeout=2)
     assert not dead.reachable and "refused" in dead.error.lower()
+
+
+def test_every_language_says_every_part_of_the_report() -> None:
+    from gateway.health.report import TEXTS, render_report
+
+    facts = {"school": "s61", "day": "2026-11-25", "time": "17:00", "uplink": "down",
+             "uplink_since": "16:40", "outages": [
+                 {"start": "09:00", "end": "09:12", "minutes": 12.0, "cause": "x"},
+                 {"start": "16:40", "end": None, "minutes": 20.0, "cause": "x"}],
+             "outage_minutes": 32.0, "upstreams": [{"up": True}, {"up": False}],
+             "dns_rtt_ms": 12.5, "dns_errors": 7, "rx_bytes": 812_400_000,
+             "tx_bytes": 40_100_000, "peak_mbit": 38.2, "speed_mbit": 41.3,
+             "speed_at": "07:20", "tariff_mbit": 50.0, "devices": 57,
+             "devices_per_room": {"lab1": 25, "lab2": 32},
+             "services": {"dns": True, "proxy": False, "monitor": True}, "events_lost": 3}
+    keys = set(TEXTS["en"])
+    texts = {}
+    for language in ("ky", "ru", "kk", "uz", "en"):
+        assert set(TEXTS[language]) == keys, language
+        subject, text = render_report("evening", facts, language)
+        lines = text.splitlines()
+        assert lines[0] == subject and len(lines) == 9, (language, text)
+        assert "16:40" in lines[1] and "09:00–09:12" in lines[2] and "16:40–" in lines[2]
+        assert "812.4" in text and "41.3" in text and "83%" in text and "lab2 32" in text
+        assert "proxy" in lines[-2] and "3" in lines[-1]
+        texts[language] = text
+    assert len(set(texts.values())) == 5  # each in its own words
