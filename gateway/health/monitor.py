@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import Config
@@ -38,6 +38,8 @@ from policies.database import utcnow
 log = logging.getLogger(__name__)
 
 REPORT_GRACE = dt.timedelta(hours=3)  # a gateway started later than this skips that report
+KEEP_SAMPLES = dt.timedelta(days=92)  # a term's worth of minutes (about 130,000 rows); outages
+# and reports are kept: they are a few rows a day and what the district asks about later
 
 
 class HealthMonitor(PollingThread):
@@ -56,6 +58,7 @@ class HealthMonitor(PollingThread):
         self._errors: int | None = None
         self._last: float | None = None
         self._speed_done: set[tuple[dt.date, str]] = set()
+        self._purged: dt.date | None = None
         self.last_sample: StatusSample | None = None
 
     def run_round(self) -> None:
@@ -94,6 +97,9 @@ class HealthMonitor(PollingThread):
             row.uplink_up = (not causes) if judged else None
             db.add(row)
             self._track_outage(db, now, row.uplink_up, "; ".join(causes))
+            if self._purged != now.date():  # once a day, old samples go
+                db.execute(delete(StatusSample).where(StatusSample.time < now - KEEP_SAMPLES))
+                self._purged = now.date()
             db.commit()
             db.refresh(row)
             db.expunge(row)
