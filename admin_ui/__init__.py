@@ -65,6 +65,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         languages,
         lessons,
         notification_settings,
+        operations,
         review_queue,
         rooms,
         status,
@@ -80,7 +81,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     district.init_app(app)
     for area in (auth, status, council, devices, lessons, accounts, audit, languages, api,
                  rooms, classes, students, timetable, review_queue, blocklist_sources,
-                 notification_settings, district):
+                 notification_settings, district, operations):
         app.register_blueprint(area.bp)
     csrf.exempt(api.bp)  # token-authenticated only (access.enforce): no cookie, no CSRF
 

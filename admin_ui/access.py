@@ -22,8 +22,10 @@ View = TypeVar("View", bound=Callable[..., Any])
 PUBLIC = "public"
 API_PREFIX = "api."  # endpoints of the JSON API: an API token, never a cookie
 ATTRIBUTE = "kalkan_access"
-# What a visitor may reach before the first account exists.
-BEFORE_SETUP = frozenset({"auth.setup", "static", "status.healthz", "languages.choose"})
+# What a visitor may reach before the first account exists (monitoring too: it must answer
+# without the database, which may be on a full disk).
+BEFORE_SETUP = frozenset({"auth.setup", "static", "status.healthz", "languages.choose",
+                          "operations.metrics", "operations.healthz_service"})
 EDITORS = (Role.COUNCIL, Role.RESPONSIBLE)  # may change the policy, with a council decision
 # The director reads, never writes; so do district staff, in every school of the district.
 READERS = (Role.COUNCIL, Role.RESPONSIBLE, Role.DIRECTOR, Role.DISTRICT)

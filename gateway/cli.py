@@ -424,21 +424,36 @@ def admin(state: State, admin_listen: str | None) -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--report", type=click.Choice(["morning", "evening"]), default=None,
+              help="Print the morning or evening report as it would be sent, and nothing else.")
+@click.option("--language", type=click.Choice(["ky", "ru", "kk", "uz", "en"]), default=None,
+              help="The report's language (default: the school's).")
 @pass_state
 @reports_errors
-def status(state: State, as_json: bool) -> None:
-    """Is the gateway filtering? Policy, lists, DNS, upstreams, event drops and losses."""
+def status(state: State, as_json: bool, report: str | None, language: str | None) -> None:
+    """Is the gateway filtering? Policy, lists, DNS, upstreams, event drops and losses, and
+    today's internet, outages and devices."""
     import dataclasses
     import json
 
+    from gateway.health.report import render_report
+    from gateway.health.today import render_today, today_status
     from gateway.status import read_status, render_status
 
     with state.sessions() as db:
+        today = today_status(state.config, db)
+        if report is not None:
+            from policies.models import School
+
+            lang = language or db.query(School.language).scalar() or state.config.language
+            click.echo(render_report(report, today.as_dict(), lang)[1])
+            return
         current = read_status(state.config, db)
     if as_json:
-        click.echo(json.dumps(dataclasses.asdict(current), indent=2, default=str))
+        click.echo(json.dumps({**dataclasses.asdict(current), "today": today.as_dict()},
+                              indent=2, default=str))
     else:
-        click.echo("\n".join(render_status(current)))
+        click.echo("\n".join(render_status(current) + render_today(today)))
 
 
 # --- DNS resolver (issue 6) ----------------------------------------------------------------
@@ -459,13 +474,12 @@ def status(state: State, as_json: bool) -> None:
 def dns(state: State, listen: tuple[str, ...], workers: int, index_path: Path | None,
         rate: float | None, no_writer: bool) -> None:
     """Run the DNS resolver alone, in the foreground, until Ctrl-C."""
-    import logging
-
     from sqlalchemy.exc import OperationalError
 
     from gateway.bootstrap import ensure_policy
     from gateway.config import parse_listen
     from gateway.dns import serve_dns
+    from gateway.log_format import configure_logging
 
     for text in listen:
         try:
@@ -473,8 +487,7 @@ def dns(state: State, listen: tuple[str, ...], workers: int, index_path: Path | 
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--listen") from None
     config = state.config
-    logging.basicConfig(level=config.logging.level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.logging.level, config.logging.format)
     try:
         with state.sessions() as db_session:
             ensure_policy(db_session, config)
@@ -503,6 +516,7 @@ from gateway.proxy_cli import proxy  # noqa: E402
 main.add_command(blocklists)
 
 from gateway.alerts_cli import alerts  # noqa: E402
+from gateway.health_cli import health  # noqa: E402
 from gateway.logs_cli import logs  # noqa: E402
 
 main.add_command(logs)
@@ -510,6 +524,7 @@ main.add_command(alerts)
 main.add_command(proxy)
 main.add_command(ca)
 main.add_command(firewall)
+main.add_command(health)
 
 from district.cli import district  # noqa: E402
 

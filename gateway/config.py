@@ -443,8 +443,45 @@ class BlocklistsConfig(_Section):
     max_download_mb: Annotated[int, Field(strict=True, ge=1, le=10240)] = 512
 
 
+class DailyStatusConfig(_Section):
+    """The uplink and upstream measurements and the morning and evening report (issue 10)."""
+
+    enabled: Annotated[bool, Field(strict=True)] = True
+    sample_seconds: Annotated[float, Field(strict=True, ge=1, le=3600)] = 60.0
+    # null: the interface of the default route (read from /proc/net/route).
+    uplink_interface: Annotated[str, Field(min_length=1, max_length=15)] | None = Field(
+        default=None, examples=["eth0"])
+    speed_check_url: Annotated[str, Field(pattern=r"^https?://\S+$")] | None = Field(
+        default=None, examples=["http://speedtest.example.kg/10MB.bin"])
+    speed_check_at: list[LocalTime] = Field(default_factory=list, examples=[["07:30", "13:00"]])
+    speed_check_max_mb: Annotated[int, Field(strict=True, ge=1, le=1000)] = 10
+    tariff_mbit: Annotated[float, Field(gt=0, le=100000)] | None = Field(
+        default=None, examples=[50.0])
+    morning_at: LocalTime = "08:00"
+    evening_at: LocalTime = "17:00"
+    send_reports: Annotated[bool, Field(strict=True)] = True
+    district_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]] = Field(
+        default_factory=list, examples=[["ict@district.kg"]])
+    district_telegram_chats: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, examples=[["-1001234567890"]])
+    district_language: Language | None = None
+
+
+class MetricsConfig(_Section):
+    """Who may read /metrics and the health endpoints of the admin."""
+
+    networks: list[Network] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    token_file: Path | None = Field(default=None, examples=["/etc/kalkan/metrics-token"])
+
+    @property
+    def allowed_networks(self) -> list[IPNetwork]:
+        return [ipaddress.ip_network(text) for text in self.networks]
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
+    # auto: key=value lines when started by systemd (JOURNAL_STREAM set), plain text otherwise.
+    format: Literal["auto", "text", "keyvalue", "json"] = "auto"
 
 
 class DistrictConfig(_Section):
@@ -468,6 +505,9 @@ class Config(_Section):
     school_id: Annotated[str, Field(pattern=r"^[a-z0-9_-]+$", max_length=64)] = "school"
     language: Language = "ky"
     data_dir: Path = Path("/var/lib/kalkan")
+    # null: data_dir/status. A RAM disk (/run/kalkan/status) keeps `kalkan status` current
+    # even when the data disk is full.
+    status_dir: Path | None = Field(default=None, examples=["/run/kalkan/status"])
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     dns: DnsConfig = Field(default_factory=DnsConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
@@ -479,6 +519,8 @@ class Config(_Section):
     events: EventsConfig = Field(default_factory=EventsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     blocklists: BlocklistsConfig = Field(default_factory=BlocklistsConfig)
+    daily_status: DailyStatusConfig = Field(default_factory=DailyStatusConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     district: DistrictConfig = Field(default_factory=DistrictConfig)
 
@@ -496,6 +538,11 @@ class Config(_Section):
         if str(data_dir) in ("", "."):  # Path("") is ".": the service's working directory
             raise _problem("data_dir is empty", "write a directory, e.g. /var/lib/kalkan")
         return data_dir
+
+    @property
+    def status_directory(self) -> Path:
+        """Where the processes write their status files (``kalkan status`` reads them)."""
+        return self.status_dir or self.data_dir / "status"
 
     @property
     def database_url(self) -> str:

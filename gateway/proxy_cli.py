@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from gateway.cli import State, pass_state, reports_errors
@@ -34,11 +32,11 @@ def proxy(state: State, listen: str | None, transparent: str | None, no_explicit
           workers: int | None) -> None:
     """Run the proxy alone, in the foreground, until Ctrl-C."""
     from gateway.bootstrap import ensure_policy
+    from gateway.log_format import configure_logging
     from gateway.proxy.master import serve_proxy
 
     config = state.config
-    logging.basicConfig(level=config.logging.level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.logging.level, config.logging.format)
     with state.sessions() as db:
         ensure_policy(db, config)  # also migrates: the workers open the database as it is
     regular = None if no_explicit else (_address(listen, "--listen") or True)

@@ -21,7 +21,9 @@ from gateway.alerts.service import AlertService
 from gateway.bootstrap import ensure_blocklists, ensure_policy, open_engine_for
 from gateway.config import Config, parse_listen
 from gateway.events.retention import Purger
+from gateway.health.monitor import HealthMonitor
 from gateway.identity.seen import start_recorder
+from gateway.log_format import configure_logging
 from gateway.notify.sender import Notifier
 from gateway.timetable_opener import TimetableOpener
 
@@ -58,8 +60,7 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
 
     from admin_ui import create_app
 
-    logging.basicConfig(level=config.logging.level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(config.logging.level, config.logging.format)
     try:
         with sessions() as db:
             ensure_policy(db, config)
@@ -79,7 +80,7 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
     host, port = parse_listen(admin_listen or config.admin.listen)
     start_timetable_opener(sessions)
     app = create_app({"SESSIONS": sessions, "ENGINE": engine,
-                      "DEFAULT_GROUP": config.policy.default_group,
+                      "DEFAULT_GROUP": config.policy.default_group, "KALKAN_CONFIG": config,
                       "DATA_DIR": config.data_dir, "NOTIFICATIONS": config.notifications,
                       "BLOCKLIST_TIMEOUT": config.blocklists.download_timeout,
                       "DISTRICT_URL": config.district.url,
@@ -133,10 +134,13 @@ class EventPipeline(NamedTuple):
     alerts: AlertService | None
     notifier: Notifier
     purger: Purger
+    monitor: HealthMonitor | None = None
 
     def stop(self) -> None:
         if self.alerts is not None:
             self.alerts.stop()
+        if self.monitor is not None:
+            self.monitor.stop()
         self.notifier.stop()
         self.purger.stop()
 
@@ -149,5 +153,8 @@ def start_event_pipeline(config: Config, sessions: sessionmaker[Session]) -> Eve
     would do every piece of work twice.
     """
     alerts = AlertService(sessions, config).start() if config.alerts.enabled else None
+    # The uplink samples, outages and the daily report (issue 10): once per installation too.
+    monitor = (HealthMonitor(sessions, config).start() if config.daily_status.enabled
+               else None)
     return EventPipeline(alerts, Notifier(sessions, config).start(),
-                         Purger(sessions, config.retention).start())
+                         Purger(sessions, config.retention).start(), monitor)

@@ -39,7 +39,7 @@ class GatewayStatus:
 
 
 def read_status(config: Config, db: Session) -> GatewayStatus:
-    status_dir = Path(config.data_dir) / "status"
+    status_dir = config.status_directory
     revision = latest_revision(db)
     policy = {"version": read_version(db), "revision": revision.id if revision else None,
               "protocol": revision.protocol if revision else None,

@@ -221,7 +221,7 @@ def serve_dns(config: Config, sessions: sessionmaker[Session], *, workers: int =
     """
     if workers < 1:
         raise ValueError("workers must be at least 1")
-    status_dir = Path(config.data_dir) / "status"
+    status_dir = config.status_directory
     children: list[multiprocessing.Process] = []
     if workers > 1:
         # Everything imported so far is shared with the forked workers; frozen, the garbage

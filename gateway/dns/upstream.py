@@ -19,6 +19,7 @@ that a stray or forged packet cannot answer a query.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import random
 import secrets
@@ -48,6 +49,8 @@ UDP_SOCKETS = 4  # per upstream: random source ports, fewer sockets than queries
 IDLE_CLOSE = 10.0  # seconds a TCP/TLS connection to an upstream stays open unused
 FAILURES_TO_DOWN = 3
 HEALTH_INTERVAL = 2.0
+# Upper bounds (seconds) of the upstream latency histogram that /metrics exposes.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
 _RETRY_RCODES = frozenset({Rcode.SERVFAIL, Rcode.REFUSED, Rcode.NOTIMP, Rcode.FORMERR})
 _PROBE = encode_name("") + bytes((0, QType.NS, 0, 1))  # ". IN NS": every resolver answers it
 
@@ -300,6 +303,8 @@ class UpstreamServer:
         self.answers = 0
         self.errors = 0
         self.last_used = 0.0
+        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)  # the last: slower than all
+        self.latency_sum = 0.0
 
     def attempt_timeout(self) -> float:
         """How long to wait before asking the next upstream as well."""
@@ -310,6 +315,9 @@ class UpstreamServer:
     def succeeded(self, rtt: float) -> None:
         self.srtt = rtt if self.srtt is None else 0.7 * self.srtt + 0.3 * rtt
         self.answers += 1
+        # Once per upstream answer (a cache miss), never on a cache hit.
+        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, rtt)] += 1
+        self.latency_sum += rtt
         self.failures = 0
         if self.down:
             log.info("upstream %s answers again (%.0f ms)", self.name, rtt * 1000)
@@ -340,7 +348,8 @@ class UpstreamServer:
     def status(self) -> dict[str, object]:
         return {"upstream": self.name, "up": not self.down,
                 "srtt_ms": None if self.srtt is None else round(self.srtt * 1000, 2),
-                "answers": self.answers, "errors": self.errors}
+                "answers": self.answers, "errors": self.errors,
+                "latency_counts": self.latency_counts, "latency_sum": round(self.latency_sum, 6)}
 
     def close(self) -> None:
         if self.udp is not None:
@@ -449,8 +458,10 @@ class UpstreamResolver:
             now = time.monotonic()
             for server in self.servers:
                 server.stream.close_idle(now)
-                # Down ones to see whether they are back; idle ones to keep their RTT honest.
-                if server.down or now - server.last_used > 30.0:
+                # Down ones to see whether they are back; idle ones to keep their RTT honest;
+                # one that just failed, so that a dead one is found out (and shown down) even
+                # when the ranking no longer sends it queries.
+                if server.down or server.failures or now - server.last_used > 30.0:
                     asyncio.get_running_loop().create_task(self._probe(server))
 
     async def _probe(self, server: UpstreamServer) -> None:

@@ -87,7 +87,7 @@ class WriterConfig:
             third_party_seconds=config.events.third_party_seconds,
             noise_domains=tuple(config.alerts.noise_domains),
             search_terms=tuple(terms) if config.alerts.enabled else (),
-            status_path=data_dir / "status" / f"events-{process}.json",
+            status_path=Path(config.status_directory) / f"events-{process}.json",
             process=process,
         )
 

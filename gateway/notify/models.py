@@ -1,4 +1,5 @@
-"""The notification outbox: one row per alert version, recipient and channel."""
+"""The notification outbox: one row per alert version, recipient and channel, or per daily
+report, channel and address."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from enum import StrEnum
 from sqlalchemy import Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+import gateway.health.models  # noqa: F401 - daily_reports, which report rows refer to
 from policies.models import Base
 
 
@@ -33,14 +35,23 @@ class Notification(Base):
     __table_args__ = (
         UniqueConstraint("alert_id", "recipient_id", "channel", "alert_version",
                          name="uq_notifications_once"),
+        UniqueConstraint("report_id", "channel", "address", name="uq_notifications_report_once"),
         Index("ix_notifications_due", "status", "next_attempt_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
-    recipient_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id", ondelete="CASCADE"))
+    # An alert row has alert_id and recipient_id; a daily-report row has report_id and
+    # address, and recipient_id only when the addressee is one of the staff.
+    alert_id: Mapped[int | None] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"),
+                                                 index=True)
+    recipient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_users.id", ondelete="CASCADE"))
+    report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("daily_reports.id", ondelete="CASCADE"), index=True)
+    address: Mapped[str | None] = mapped_column(String(320))  # email address or chat id
     channel: Mapped[str] = mapped_column(String(16))
     alert_version: Mapped[int] = mapped_column(Integer)
-    role: Mapped[str] = mapped_column(String(16))  # session_teacher, class_teacher, responsible
+    # session_teacher, class_teacher, responsible; district for a report to the district
+    role: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=NotifyStatus.PENDING.value)
     digest: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

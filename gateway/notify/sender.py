@@ -54,6 +54,7 @@ class Notifier(PollingThread):
         self.telegram = telegram or (TelegramChannel.from_config(n.telegram)
                                      if n.telegram.enabled else None)
         self.default_language = config.language
+        self.district_language = config.daily_status.district_language
         self.max_per_hour = n.max_per_hour
         self.retry_seconds = n.retry_seconds
         self.max_attempts = n.max_attempts
@@ -88,9 +89,19 @@ class Notifier(PollingThread):
                 Notification.channel != NotifyChannel.IN_APP.value)
                 .order_by(Notification.id).limit(BATCH)))
             groups: dict[tuple[int, str], list[Notification]] = defaultdict(list)
+            reports = []
             for row in due:
-                groups[(row.recipient_id, row.channel)].append(row)
+                if row.report_id is not None:
+                    reports.append(row)  # a daily report: one message, never throttled
+                elif row.recipient_id is not None:
+                    groups[(row.recipient_id, row.channel)].append(row)
             sent = 0
+            for row in reports:
+                row.status = NotifyStatus.SENDING.value
+                row.attempts += 1
+                db.commit()  # before the network, as below
+                sent += self._deliver_report(db, row, now)
+                db.commit()
             for (recipient_id, channel), rows in groups.items():
                 if self._throttled(db, recipient_id, channel, rows, now):
                     continue
@@ -108,7 +119,7 @@ class Notifier(PollingThread):
         # Rows sent together share their sent_at: one message.
         sent_times = list(db.scalars(select(Notification.sent_at).distinct().where(
             Notification.recipient_id == recipient_id, Notification.channel == channel,
-            Notification.status == NotifyStatus.SENT.value,
+            Notification.status == NotifyStatus.SENT.value, Notification.report_id.is_(None),
             Notification.sent_at > hour_ago).order_by(Notification.sent_at)))
         if len(sent_times) < self.max_per_hour:
             return False
@@ -152,6 +163,42 @@ class Notifier(PollingThread):
             row.status = NotifyStatus.SENT.value
             row.sent_at = stamp
             row.last_error = None
+        self.sent += 1
+        return 1
+
+    def _deliver_report(self, db: Session, row: Notification, now: dt.datetime) -> int:
+        """One daily report to one address, in the addressee's language."""
+        from gateway.health.models import DailyReport
+        from gateway.health.report import render_report
+
+        try:
+            report = db.get(DailyReport, row.report_id)
+            if report is None or not row.address:
+                raise DeliveryError("the report or its address is gone", permanent=True)
+            user = db.get(StaffUser, row.recipient_id) if row.recipient_id else None
+            language = ((user.language if user is not None else self.district_language)
+                        or self._school_language(db))
+            subject, text = render_report(report.kind, report.facts, language)
+            if row.channel == NotifyChannel.EMAIL.value:
+                if self.email is None:
+                    raise DeliveryError("email is off", permanent=True)
+                self.email.send(row.address, subject, text, message_key=f"report-{row.id}")
+            elif row.channel == NotifyChannel.TELEGRAM.value:
+                if self.telegram is None:
+                    raise DeliveryError("Telegram is off", permanent=True)
+                self.telegram.send(row.address, text)
+            else:
+                raise DeliveryError(f"unknown channel {row.channel!r}", permanent=True)
+        except DeliveryError as exc:
+            self._failed([row], exc, now)
+            return 0
+        except Exception as exc:  # a bug must not leave the row in "sending" forever
+            log.exception("notifier: sending a report failed")
+            self._failed([row], DeliveryError(str(exc)), now)
+            return 0
+        row.status = NotifyStatus.SENT.value
+        row.sent_at = utcnow()
+        row.last_error = None
         self.sent += 1
         return 1
 

@@ -40,6 +40,7 @@ from gateway.proxy.downloads import DownloadsAddon
 from gateway.proxy.event_tap import EventTapAddon
 from gateway.proxy.http_policy import HttpPolicyAddon
 from gateway.proxy.inspection import Inspection
+from gateway.proxy.offline_page import OfflinePageAddon
 from gateway.proxy.safe_search import SafeSearchAddon
 from gateway.proxy.sni_gate import SniGateAddon
 from policies.engine import Engine
@@ -154,6 +155,8 @@ def build_addons(settings: ProxySettings, engine: Engine, events: EventQueue,
         SafeSearchAddon(engine),
         # After the policy: may still refuse an allowed URL for what it turns out to be.
         DownloadsAddon(engine, page),
+        # Only on errors: an allowed site that cannot be reached gets "no internet", not a 502.
+        OfflinePageAddon(settings.language),
         # Last: sees the final word on every connection and request.
         EventTapAddon(events),
     ]

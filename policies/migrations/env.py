@@ -8,6 +8,7 @@ import blocklists.models  # noqa: F401 - registers its tables on Base.metadata
 import district.models  # noqa: F401 - the district tables (district/)
 import gateway.alerts.models
 import gateway.events.models
+import gateway.health.models
 import gateway.identity.models  # devices seen on the network
 import gateway.notify.models  # and the notification outbox
 import gateway.notify.preferences  # noqa: F401 - who wants which notifications

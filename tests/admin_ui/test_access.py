@@ -19,7 +19,7 @@ pytest_plugins = ["tests.admin_ui.admin_client"]  # fixtures: school, app, staff
 EVERYONE = frozenset(Role)
 EXPECTED: dict[str, str | frozenset[Role]] = {
     "static": PUBLIC, "auth.setup": PUBLIC, "auth.login": PUBLIC, "languages.choose": PUBLIC,
-    "status.healthz": PUBLIC,
+    "status.healthz": PUBLIC, "operations.metrics": PUBLIC, "operations.healthz_service": PUBLIC,
     "auth.logout": EVERYONE, "status.index": EVERYONE, "status.check": EVERYONE,
     "accounts.me": EVERYONE,
     "notifications.mine": EVERYONE, "notifications.save_mine": EVERYONE,
@@ -62,7 +62,7 @@ PEOPLE = {None: None, "aigul": Role.TEACHER, "council": Role.COUNCIL,
 ARGUMENTS = {"group_id": "middle", "number": "1", "session_id": "999", "request_id": "999",
              "user_id": "999", "token_id": "999", "filename": "kalkan.css", "class_id": "7B",
              "lesson_id": "999", "name": "no-such-source",
-             "mac": "52:54:00:10:01:01"}
+             "mac": "52:54:00:10:01:01", "service": "dns"}
 
 
 def test_every_route_has_a_decided_access_rule(app: Flask):
