@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import Config, parse_upstream
 from gateway.events.queue import EventQueue
+from gateway.proxy import relay
 from gateway.proxy.block_page import BlockPage, BlockPageAddon, PageSettings
 from gateway.proxy.ca import ca_dir, require_ca
 from gateway.proxy.destinations import AddressBook, DestinationSettings, safe_search_aliases
@@ -184,6 +185,7 @@ class KalkanMaster(master.Master):
                  loop: asyncio.AbstractEventLoop | None = None, *,
                  extra_options: dict[str, Any] | None = None) -> None:
         super().__init__(options.Options(), event_loop=loop)
+        relay.install()  # passthrough bytes go round mitmproxy's layers
         self.settings = settings
         self.addons.add(*addons)
         self.options.update(**mitmproxy_options(settings), **(extra_options or {}))

@@ -123,6 +123,8 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             if name.lower() == "youtube-restrict":
                 body += f"youtube-restrict: {value}\n".encode()
         headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.path.startswith("/big"):  # 4 MB: many relay chunks, flow control at work
+            body = bytes(range(256)) * (4 << 12)
         if self.path.startswith("/get"):
             headers = {"Content-Type": "application/octet-stream",
                        "Content-Disposition": 'attachment; filename="setup.exe"'}

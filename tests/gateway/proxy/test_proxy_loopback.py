@@ -84,6 +84,21 @@ def test_allowed_https_passes_through_untouched(proxy: ProxyThread, origin: Orig
     assert reply.peer_der == origin.ca.leaf_der  # the origin's own certificate, not a copy
 
 
+def test_passthrough_relays_big_bodies_and_logs_the_bytes(proxy: ProxyThread,
+                                                          ca_dir: Path) -> None:
+    proxy.events.take(10_000)
+    reply = via_proxy(proxy.address(), "https://bilimland.kz/big", ca_file=ca_dir / "ca.pem",
+                      client=TEACHER)
+    assert reply.status == 200 and len(reply.body.encode("latin-1", "replace")) >= 4 << 20
+    deadline = time.monotonic() + 5
+    events: list = []
+    while time.monotonic() < deadline and not events:  # logged when the connection ends
+        events = [e for e in proxy.events.take(100) if e.channel == "tls" and e.client == TEACHER]
+        time.sleep(0.05)
+    assert [(e.host, e.action) for e in events] == [("bilimland.kz", "allow")]
+    assert events[0].bytes > 4 << 20  # what the site sent: the body and the TLS around it
+
+
 def test_blocked_https_is_refused(proxy: ProxyThread, ca_dir: Path) -> None:
     with pytest.raises(OSError, match=r"403|Tunnel"):
         via_proxy(proxy.address(), "https://roblox.com/", ca_file=ca_dir / "ca.pem")
