@@ -95,13 +95,21 @@ class ProxySettings:
         if self.regular:
             specs.append(f"regular@{_spec_address(self.regular)}")
         if self.transparent:
-            specs.append(f"transparent@{_spec_address(self.transparent)}")
+            host, port = self.transparent
+            # "0.0.0.0" or "::" means every address, of both families: the firewall redirects
+            # IPv6 classrooms as well, and `redirect` delivers to the incoming interface's own
+            # address (mitmproxy binds an IPv4 and an IPv6-only socket for an empty host).
+            wildcard = host in ("0.0.0.0", "::")
+            specs.append(f"transparent@{port}" if wildcard
+                         else f"transparent@{_spec_address(self.transparent)}")
         return specs
 
 
 def _spec_address(address: tuple[str, int]) -> str:
+    """mitmproxy splits a mode's address at its last colon and takes the host as written: an
+    IPv6 address goes without brackets ("regular@::1:3128"); with them it is no address."""
     host, port = address
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return f"{host}:{port}"
 
 
 def load_secret(data_dir: Path) -> bytes:

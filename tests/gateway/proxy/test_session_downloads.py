@@ -14,7 +14,6 @@ from click.testing import CliRunner
 from proxy_harness import (
     NO_SESSION,
     SITES,
-    STUDENT,
     Origin,
     PointAtOrigin,
     make_test_ca,
