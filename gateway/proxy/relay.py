@@ -7,7 +7,7 @@ well below squid (issue 7). Here each chunk is one ``data_received`` → ``write
 transport, with the kernel's flow control: when one side's write buffer fills up, reading from
 the other side pauses. mitmproxy still sees the ClientHello, makes the decision through the
 addons, opens the server connection and sends the ClientHello on; only then is the relay put
-in (``KalkanConnectionHandler.handle_connection``), and when it ends, mitmproxy's own readers
+in (``handler.KalkanConnectionHandler``), and when it ends, mitmproxy's own readers
 get their end of file, so its hooks (disconnects, the event tap) run as for any connection.
 """
 
@@ -17,8 +17,7 @@ import asyncio
 import time
 from typing import Any
 
-from mitmproxy.connection import Client, Connection, Server
-from mitmproxy.proxy import mode_servers
+from mitmproxy.connection import Client, Server
 
 RELAY = "kalkan_relay"  # on a Client: the Server whose bytes are relayed (set by the SNI gate)
 BYTES = "kalkan_bytes"  # on a Client: bytes the site sent through the relay, when it ended
@@ -103,39 +102,3 @@ class Relay:
         self.on_end(self.server.count)
         for reader in self.readers:  # mitmproxy's loops end as at any end of file
             reader.feed_eof()
-
-
-def _can_relay(handler: Any, server: Connection) -> bool:
-    if getattr(handler.client, RELAY, None) is not server or handler.client.tls_established:
-        return False
-    ios = (handler.transports.get(handler.client), handler.transports.get(server))
-    for io in ios:
-        if io is None or not isinstance(io.reader, asyncio.StreamReader):
-            return False
-        if io.reader.at_eof() or io.reader.exception() is not None:
-            return False
-        if io.writer is None or io.writer.is_closing():
-            return False
-    return True
-
-
-class KalkanConnectionHandler(mode_servers.ProxyConnectionHandler):
-    """mitmproxy's connection handler, with the direct relay for passthrough connections."""
-
-    async def handle_connection(self, connection: Connection) -> None:
-        if connection is not self.client and _can_relay(self, connection):
-            client_io, server_io = self.transports[self.client], self.transports[connection]
-            client = self.client
-
-            def ended(received: int) -> None:
-                setattr(client, BYTES, received)
-
-            Relay(client_io.reader, client_io.writer.transport,  # type: ignore[union-attr,arg-type]
-                  server_io.reader, server_io.writer.transport,  # type: ignore[union-attr,arg-type]
-                  self.timeout_watchdog, ended).start()
-        await super().handle_connection(connection)
-
-
-def install() -> None:
-    """Make mitmproxy's servers use :class:`KalkanConnectionHandler` (process-wide)."""
-    mode_servers.ProxyConnectionHandler = KalkanConnectionHandler  # type: ignore[misc]
