@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.config import Config, parse_upstream
 from gateway.events.queue import EventQueue
-from gateway.proxy import handler
+from gateway.proxy import handler, server_names
 from gateway.proxy.block_page import BlockPage, BlockPageAddon, PageSettings
 from gateway.proxy.ca import ca_dir, require_ca
 from gateway.proxy.destinations import AddressBook, DestinationSettings, safe_search_aliases
@@ -197,6 +197,7 @@ class KalkanMaster(master.Master):
                  extra_options: dict[str, Any] | None = None) -> None:
         super().__init__(options.Options(), event_loop=loop)
         handler.install()  # passthrough round mitmproxy's layers; hooks straight to addons
+        server_names.install()  # explicit mode: one address lookup per name per 30 s
         self.settings = settings
         self.addons.add(*addons)
         self.options.update(**mitmproxy_options(settings), **(extra_options or {}))
