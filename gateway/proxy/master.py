@@ -90,7 +90,7 @@ class ProxySettings:
             inspection=Inspection.load(proxy.inspect_groups, proxy.do_not_inspect_file),
             ca_dir=ca_dir(config.data_dir), verify_destination=proxy.verify_destination,
             upstreams=tuple(upstreams), requests_per_hour=proxy.site_requests_per_hour,
-            secret=secret, workers=proxy.workers)
+            secret=secret, workers=proxy.workers or default_workers())
 
     @property
     def modes(self) -> list[str]:
@@ -106,6 +106,12 @@ class ProxySettings:
             specs.append(f"transparent@{port}" if wildcard
                          else f"transparent@{_spec_address(self.transparent)}")
         return specs
+
+
+def default_workers() -> int:
+    """One process per core: each has its own interpreter lock, and mitmproxy's per-request
+    work is Python (a second process nearly doubles the HTTP requests per second)."""
+    return max(1, min(os.cpu_count() or 1, 64))
 
 
 def _spec_address(address: tuple[str, int]) -> str:
@@ -251,6 +257,18 @@ def share_ports() -> None:
     mode_servers.asyncio = _AsyncioSharingPorts()  # type: ignore[assignment]
 
 
+def _lean_tasks() -> None:
+    """mitmproxy names every task it makes (a hook, a connection) and reads the environment
+    for a test name each time; kalkan never lists mitmproxy's tasks, so they go unnamed."""
+    from mitmproxy.utils import asyncio_utils
+
+    def create_task(coro: Any, *, name: str, client: tuple[Any, ...] | None = None
+                    ) -> asyncio.Task[Any]:
+        return asyncio.get_running_loop().create_task(coro)
+
+    asyncio_utils.create_task = create_task  # type: ignore[assignment]
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
     """uvloop when installed: passthrough relays bytes in the event loop, and uvloop's is
     faster at it (issue 7: 690 MB/s against squid's 827 MB/s)."""
@@ -303,6 +321,7 @@ def run_worker(config: Config, settings: ProxySettings, worker: int = 0, *,
     # mitmproxy makes some thirty objects per request: a larger first generation collects every
     # few hundred requests instead of every few (the DNS resolver does the same).
     gc.set_threshold(GC_THRESHOLD, 20, 20)
+    _lean_tasks()
     if writer is not None:
         # The writer thread shares the interpreter: hand the lock back to the event loop within
         # half a millisecond (Python's default is 5 ms, paid at every hand-over while a batch
