@@ -5,7 +5,7 @@
 # `ratio kalkan/mitmdump ...` lines. Installs squid, squidguard, wrk, nginx-light and curl from
 # Debian when missing (as root). Only 127.0.0.1/::1 are used; every load ends by itself.
 #
-#   bash bench/proxy_bench.sh            # about 3 minutes on a 2-core machine
+#   bash bench/proxy_bench.sh            # about 4 minutes on a 2-core machine
 #   SECONDS_PER_RUN=4 bash bench/proxy_bench.sh
 #   ROUNDS=3 bash bench/proxy_bench.sh   # the whole comparison three times (noisy machines)
 #   KALKAN_WORKERS=1 bash bench/proxy_bench.sh   # default: proxy.workers (one per core)
@@ -89,16 +89,25 @@ request = function() return wrk.format("GET", "http://localhost:$ORIGIN_HTTP/1k"
                                        {Host = "localhost:$ORIGIN_HTTP"}) end
 EOF
 
-declare -A REQS CONNS MBS P99 P50 D99 D50 RSS
+declare -A REQS CONNS MBS P99 P50 D99 D50 RSS CPU_REQ CPU_CONN CPU_MB
 
 measure() {  # measure NAME PORT PID: every figure of issue 7 for one proxy
-  local name=$1 port=$2 pid=$3
+  local name=$1 port=$2 pid=$3 c0 c1
+  # CPU time of the proxy's processes per unit of work: what a busy machine disturbs least.
+  c0=$("$PY" bench/proxy_load.py cpu "$pid")
   wrk -t2 -c32 -d"${RUN}s" -s "$WORK/absolute.lua" "http://127.0.0.1:$port" > "$WORK/$name.wrk" 2>&1 || true
   REQS[$name]=$(awk '/Requests\/sec/ {print int($2)}' "$WORK/$name.wrk")
+  c1=$("$PY" bench/proxy_load.py cpu "$pid")
+  CPU_REQ[$name]=$(awk -v a="$c0" -v b="$c1" '/requests in/ {printf "%.0f", (b - a) * 1e6 / $1}' "$WORK/$name.wrk")
+  c0=$c1
   local non2xx; non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/$name.wrk")
   [ -n "$non2xx" ] && echo "  note: $name answered $non2xx non-2xx responses"
   read -r CONNS[$name] errors < <("$PY" bench/proxy_load.py conns "$port" $ORIGIN_HTTPS "$RUN" 32)
   [ "$errors" != 0 ] && echo "  note: $name: $errors failed HTTPS connections"
+  c1=$("$PY" bench/proxy_load.py cpu "$pid")
+  CPU_CONN[$name]=$(awk -v a="$c0" -v b="$c1" -v r="${CONNS[$name]}" -v t="$RUN" \
+    'BEGIN { if (r > 0) printf "%.0f", (b - a) * 1e6 / (r * t); else print "n/a" }')
+  c0=$c1
   local best=0 speed
   for _ in 1 2 3; do
     speed=$(curl -s -k -x "http://127.0.0.1:$port" -o /dev/null -w '%{speed_download}' \
@@ -106,6 +115,8 @@ measure() {  # measure NAME PORT PID: every figure of issue 7 for one proxy
     best=$(awk -v a="$best" -v b="$speed" 'BEGIN {print (b > a) ? b : a}')
   done
   MBS[$name]=$(awk -v b="$best" 'BEGIN {printf "%.0f", b / 1048576}')
+  c1=$("$PY" bench/proxy_load.py cpu "$pid")
+  CPU_MB[$name]=$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.0f", (b - a) * 1000 / 3}')
   # Added latency: the same paced load straight to the origin, just before, is the baseline
   # (the load generator shares the cores, so both runs pay for it alike).
   read -r D50[$name] D99[$name] _ < <("$PY" bench/proxy_load.py latency direct $ORIGIN_HTTP "$RATE" 5)
@@ -114,6 +125,8 @@ measure() {  # measure NAME PORT PID: every figure of issue 7 for one proxy
   printf '%-18s %6s req/s %5s conn/s %5s MB/s  p50 %6s (direct %s) p99 %7s (direct %s) ms  Pss %4s MB\n' \
     "$name" "${REQS[$name]}" "${CONNS[$name]}" "${MBS[$name]}" "${P50[$name]}" "${D50[$name]}" \
     "${P99[$name]}" "${D99[$name]}" "${RSS[$name]}"
+  printf '%-18s CPU: %6s us per HTTP request, %6s us per new HTTPS connection, %5s ms per 100 MB passed through\n' \
+    "" "${CPU_REQ[$name]}" "${CPU_CONN[$name]}" "${CPU_MB[$name]}"
 }
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -243,4 +256,8 @@ for round in $(seq 1 "$ROUNDS"); do
   echo "ratio kalkan/mitmdump HTTPS passthrough MB/s $(ratio "${MBS[$KNAME]}" "${MBS[mitmdump]}")"
   echo "ratio kalkan/mitmdump new HTTPS connections/s $(ratio "${CONNS[$KNAME]}" "${CONNS[mitmdump]}")"
   echo "ratio kalkan/mitmdump memory (Pss) $(ratio "${RSS[$KNAME]}" "${RSS[mitmdump]}")"
+  echo "ratio kalkan/squid+squidGuard CPU per HTTP request $(ratio "${CPU_REQ[$KNAME]}" "${CPU_REQ[squid+squidGuard]}")"
+  echo "ratio kalkan/squid CPU per new HTTPS connection $(ratio "${CPU_CONN[$KNAME]}" "${CPU_CONN[squid]}")"
+  echo "ratio kalkan/squid CPU per MB passed through $(ratio "${CPU_MB[$KNAME]}" "${CPU_MB[squid]}")"
+  echo "ratio kalkan/mitmdump CPU per HTTP request $(ratio "${CPU_REQ[$KNAME]}" "${CPU_REQ[mitmdump]}")"
 done
