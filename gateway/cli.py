@@ -385,9 +385,10 @@ def session_list(state: State, include_past: bool) -> None:
             click.echo("no open sessions")
         for s in rows:
             focus = f" focus: {', '.join(s.focus_sites)}" if s.focus_sites else ""
+            downloads = " downloads allowed" if s.allow_downloads else ""
             click.echo(f"#{s.id:<4} {s.room_id:<10} {s.class_id or '-':<4} "
                        f"{s.teacher.username:<10} {_local(s.starts_at, db_session):%H:%M}–"
-                       f"{_local(s.ends_at, db_session):%H:%M} {s.mode}{focus}")
+                       f"{_local(s.ends_at, db_session):%H:%M} {s.mode}{focus}{downloads}")
 
 
 def _local(naive_utc: dt.datetime, db_session: Session) -> dt.datetime:

@@ -70,6 +70,8 @@ def test_teachers_session_switch_allows_downloads_for_its_class(
         "--teacher", "aigul", "--allow-downloads"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "downloads allowed" in result.output
+    listed = CliRunner().invoke(main, ["--config", str(config), "session", "list"])
+    assert listed.exit_code == 0 and "downloads allowed" in listed.output
     proxy.engine.refresh(force=True)
 
     program = via_proxy(proxy.address(), "http://bilimland.kz/setup.exe")
