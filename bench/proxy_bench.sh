@@ -5,8 +5,10 @@
 # `ratio kalkan/mitmdump ...` lines. Installs squid, squidguard, wrk, nginx-light and curl from
 # Debian when missing (as root). Only 127.0.0.1/::1 are used; every load ends by itself.
 #
-#   bash bench/proxy_bench.sh            # about 3 minutes on a 2-core machine
+#   bash bench/proxy_bench.sh            # about 4 minutes on a 2-core machine
 #   SECONDS_PER_RUN=4 bash bench/proxy_bench.sh
+#   ROUNDS=3 bash bench/proxy_bench.sh   # the whole comparison three times (noisy machines)
+#   KALKAN_WORKERS=1 bash bench/proxy_bench.sh   # default: proxy.workers (one per core)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -14,7 +16,8 @@ PY=${PY:-$ROOT/.venv/bin/python}
 KALKAN=${KALKAN:-$ROOT/.venv/bin/kalkan}
 MITMDUMP=${MITMDUMP:-$ROOT/.venv/bin/mitmdump}
 RUN=${SECONDS_PER_RUN:-8}
-KALKAN_WORKERS=${KALKAN_WORKERS:-2}
+KALKAN_WORKERS=${KALKAN_WORKERS:-$(nproc)}  # as proxy.workers: 0 (the default): one per core
+ROUNDS=${ROUNDS:-1}
 WORK=$(mktemp -d /tmp/kalkan-proxy-bench.XXXXXX)
 chmod 755 "$WORK"
 PIDS=()
@@ -86,16 +89,25 @@ request = function() return wrk.format("GET", "http://localhost:$ORIGIN_HTTP/1k"
                                        {Host = "localhost:$ORIGIN_HTTP"}) end
 EOF
 
-declare -A REQS CONNS MBS P99 P50 RSS
+declare -A REQS CONNS MBS P99 P50 D99 D50 RSS CPU_REQ CPU_CONN CPU_MB
 
-measure() {  # measure NAME PORT PID
-  local name=$1 port=$2 pid=$3
+measure() {  # measure NAME PORT PID: every figure of issue 7 for one proxy
+  local name=$1 port=$2 pid=$3 c0 c1
+  # CPU time of the proxy's processes per unit of work: what a busy machine disturbs least.
+  c0=$("$PY" bench/proxy_load.py cpu "$pid")
   wrk -t2 -c32 -d"${RUN}s" -s "$WORK/absolute.lua" "http://127.0.0.1:$port" > "$WORK/$name.wrk" 2>&1 || true
   REQS[$name]=$(awk '/Requests\/sec/ {print int($2)}' "$WORK/$name.wrk")
+  c1=$("$PY" bench/proxy_load.py cpu "$pid")
+  CPU_REQ[$name]=$(awk -v a="$c0" -v b="$c1" '/requests in/ {printf "%.0f", (b - a) * 1e6 / $1}' "$WORK/$name.wrk")
+  c0=$c1
   local non2xx; non2xx=$(awk '/Non-2xx/ {print $5}' "$WORK/$name.wrk")
   [ -n "$non2xx" ] && echo "  note: $name answered $non2xx non-2xx responses"
   read -r CONNS[$name] errors < <("$PY" bench/proxy_load.py conns "$port" $ORIGIN_HTTPS "$RUN" 32)
   [ "$errors" != 0 ] && echo "  note: $name: $errors failed HTTPS connections"
+  c1=$("$PY" bench/proxy_load.py cpu "$pid")
+  CPU_CONN[$name]=$(awk -v a="$c0" -v b="$c1" -v r="${CONNS[$name]}" -v t="$RUN" \
+    'BEGIN { if (r > 0) printf "%.0f", (b - a) * 1e6 / (r * t); else print "n/a" }')
+  c0=$c1
   local best=0 speed
   for _ in 1 2 3; do
     speed=$(curl -s -k -x "http://127.0.0.1:$port" -o /dev/null -w '%{speed_download}' \
@@ -103,10 +115,18 @@ measure() {  # measure NAME PORT PID
     best=$(awk -v a="$best" -v b="$speed" 'BEGIN {print (b > a) ? b : a}')
   done
   MBS[$name]=$(awk -v b="$best" 'BEGIN {printf "%.0f", b / 1048576}')
+  c1=$("$PY" bench/proxy_load.py cpu "$pid")
+  CPU_MB[$name]=$(awk -v a="$c0" -v b="$c1" 'BEGIN {printf "%.0f", (b - a) * 1000 / 3}')
+  # Added latency: the same paced load straight to the origin, just before, is the baseline
+  # (the load generator shares the cores, so both runs pay for it alike).
+  read -r D50[$name] D99[$name] _ < <("$PY" bench/proxy_load.py latency direct $ORIGIN_HTTP "$RATE" 5)
   read -r P50[$name] P99[$name] _ < <("$PY" bench/proxy_load.py latency "$port" $ORIGIN_HTTP "$RATE" 5)
   RSS[$name]=$("$PY" bench/proxy_load.py rss "$pid")
-  printf '%-16s %8s req/s  %6s conn/s  %5s MB/s  p50 %6s ms  p99 %6s ms  memory %4s MB\n' \
-    "$name" "${REQS[$name]}" "${CONNS[$name]}" "${MBS[$name]}" "${P50[$name]}" "${P99[$name]}" "${RSS[$name]}"
+  printf '%-18s %6s req/s %5s conn/s %5s MB/s  p50 %6s (direct %s) p99 %7s (direct %s) ms  Pss %4s MB\n' \
+    "$name" "${REQS[$name]}" "${CONNS[$name]}" "${MBS[$name]}" "${P50[$name]}" "${D50[$name]}" \
+    "${P99[$name]}" "${D99[$name]}" "${RSS[$name]}"
+  printf '%-18s CPU: %6s us per HTTP request, %6s us per new HTTPS connection, %5s ms per 100 MB passed through\n' \
+    "" "${CPU_REQ[$name]}" "${CPU_CONN[$name]}" "${CPU_MB[$name]}"
 }
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -125,21 +145,6 @@ EOF
 "$KALKAN" --config "$WORK/kalkan/kalkan.yaml" db upgrade >/dev/null
 "$KALKAN" --config "$WORK/kalkan/kalkan.yaml" blocklists update >/dev/null
 echo "kalkan: teachers' group (blocks adult, malware, phishing) over the bundled UT1 index"
-
-# The paced latency run uses 20 % of what kalkan sustains; measured first, then for all.
-"$KALKAN" --config "$WORK/kalkan/kalkan.yaml" proxy --listen 127.0.0.1:13129 \
-  --workers "$KALKAN_WORKERS" > "$WORK/kalkan.log" 2>&1 & KPID=$!; PIDS+=($KPID)
-wait_port 13129; sleep 1
-wrk -t2 -c32 -d3s -s "$WORK/absolute.lua" "http://127.0.0.1:13129" > "$WORK/probe.wrk" 2>&1 || true
-RATE=$(awk '/Requests\/sec/ {r = int($2 * 0.2); print (r < 20 ? 20 : r)}' "$WORK/probe.wrk")
-read -r D50 D99 _ < <("$PY" bench/proxy_load.py latency direct $ORIGIN_HTTP "$RATE" 5)
-DIRECT_MB=$(curl -s -k -o /dev/null -w '%{speed_download}' "https://localhost:$ORIGIN_HTTPS/100m" \
-  | awk '{printf "%.0f", $1 / 1048576}')
-echo "origin direct: p50 $D50 ms, p99 $D99 ms at $RATE req/s; HTTPS 100 MB at $DIRECT_MB MB/s"
-echo
-measure "kalkan(${KALKAN_WORKERS}w)" 13129 $KPID
-KNAME="kalkan(${KALKAN_WORKERS}w)"
-stop $KPID
 
 # --- squid alone, then squid + squidGuard on the same lists ---------------------------------
 mkdir -p "$WORK/squid" "$WORK/sg/db" "$WORK/sg/log"
@@ -181,16 +186,6 @@ EOF
 squid_conf 13131 > "$WORK/squid/plain.conf"
 squid_conf 13132 squidGuard > "$WORK/squid/guard.conf"
 
-squid -N -f "$WORK/squid/plain.conf" & SPID=$!; PIDS+=($SPID)
-wait_port 13131; sleep 1
-measure squid 13131 $SPID
-stop $SPID
-
-squid -N -f "$WORK/squid/guard.conf" & GPID=$!; PIDS+=($GPID)
-wait_port 13132; sleep 2
-measure squid+squidGuard 13132 $GPID
-stop $GPID
-
 # --- stock mitmdump -q with a trivial addon ---------------------------------------------------
 cat > "$WORK/trivial.py" <<'EOF'
 # The trivial addon: looks at every request, and passes TLS through like kalkan's default.
@@ -201,25 +196,68 @@ def request(flow):
 def tls_clienthello(data):
     data.ignore_connection = True
 EOF
-"$MITMDUMP" -q --listen-host 127.0.0.1 -p 13130 -s "$WORK/trivial.py" \
-  --set confdir="$WORK/mitmproxy" & MPID=$!; PIDS+=($MPID)
-wait_port 13130; sleep 1
-measure mitmdump 13130 $MPID
-stop $MPID
+# --- the rounds: kalkan, squid, squid + squidGuard, mitmdump, one after another -------------
+KNAME="kalkan(${KALKAN_WORKERS}w)"
+DIRECT_MB=$(curl -s -k -o /dev/null -w '%{speed_download}' "https://localhost:$ORIGIN_HTTPS/100m" \
+  | awk '{printf "%.0f", $1 / 1048576}')
+echo "origin direct: HTTPS 100 MB at $DIRECT_MB MB/s"
 
-# --- ratios -----------------------------------------------------------------------------------
+start_kalkan() {
+  "$KALKAN" --config "$WORK/kalkan/kalkan.yaml" proxy --listen 127.0.0.1:13129 \
+    --workers "$KALKAN_WORKERS" > "$WORK/kalkan.log" 2>&1 & KPID=$!; PIDS+=($KPID)
+  wait_port 13129; sleep 1
+}
+
+# The paced latency runs use 20 % of what kalkan sustains, measured once, then for all.
+start_kalkan
+wrk -t2 -c32 -d3s -s "$WORK/absolute.lua" "http://127.0.0.1:13129" > "$WORK/probe.wrk" 2>&1 || true
+RATE=$(awk '/Requests\/sec/ {r = int($2 * 0.2); print (r < 20 ? 20 : r)}' "$WORK/probe.wrk")
+stop $KPID
+echo "paced latency runs at $RATE req/s (20 % of kalkan's rate), keep-alive, 4 clients"
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 added() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a - b }'; }
-echo
-echo "p99 added latency at $RATE req/s (20 % of kalkan's rate): kalkan $(added "${P99[$KNAME]}" "$D99") ms," \
-  "squid $(added "${P99[squid]}" "$D99") ms, squid+squidGuard $(added "${P99[squid+squidGuard]}" "$D99") ms," \
-  "mitmdump $(added "${P99[mitmdump]}" "$D99") ms   (goal: kalkan <= 5 ms)"
-echo "ratio kalkan/squid HTTPS passthrough MB/s $(ratio "${MBS[$KNAME]}" "${MBS[squid]}")   (goal >= 0.8)"
-echo "ratio kalkan/squid new HTTPS connections/s $(ratio "${CONNS[$KNAME]}" "${CONNS[squid]}")   (goal >= 0.5)"
-echo "ratio kalkan/squid HTTP req/s $(ratio "${REQS[$KNAME]}" "${REQS[squid]}")"
-echo "ratio kalkan/squid+squidGuard HTTP req/s $(ratio "${REQS[$KNAME]}" "${REQS[squid+squidGuard]}")   (goal >= 0.25)"
-echo "ratio kalkan/squid memory (Pss) $(ratio "${RSS[$KNAME]}" "${RSS[squid+squidGuard]}")   (squid with squidGuard)"
-echo "ratio kalkan/mitmdump HTTP req/s $(ratio "${REQS[$KNAME]}" "${REQS[mitmdump]}")   (goal >= 2)"
-echo "ratio kalkan/mitmdump HTTPS passthrough MB/s $(ratio "${MBS[$KNAME]}" "${MBS[mitmdump]}")"
-echo "ratio kalkan/mitmdump new HTTPS connections/s $(ratio "${CONNS[$KNAME]}" "${CONNS[mitmdump]}")"
-echo "ratio kalkan/mitmdump memory (Pss) $(ratio "${RSS[$KNAME]}" "${RSS[mitmdump]}")"
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo
+  [ "$ROUNDS" -gt 1 ] && echo "--- round $round of $ROUNDS"
+  start_kalkan
+  measure "$KNAME" 13129 $KPID
+  stop $KPID
+
+  squid -N -f "$WORK/squid/plain.conf" & SPID=$!; PIDS+=($SPID)
+  wait_port 13131; sleep 1
+  measure squid 13131 $SPID
+  stop $SPID
+
+  squid -N -f "$WORK/squid/guard.conf" & GPID=$!; PIDS+=($GPID)
+  wait_port 13132; sleep 2
+  measure squid+squidGuard 13132 $GPID
+  stop $GPID
+
+  "$MITMDUMP" -q --listen-host 127.0.0.1 -p 13130 -s "$WORK/trivial.py" \
+    --set confdir="$WORK/mitmproxy" & MPID=$!; PIDS+=($MPID)
+  wait_port 13130; sleep 1
+  measure mitmdump 13130 $MPID
+  stop $MPID
+
+  echo
+  echo "p99 added latency per allowed request at $RATE req/s (p99 through the proxy - p99 direct):" \
+    "kalkan $(added "${P99[$KNAME]}" "${D99[$KNAME]}") ms," \
+    "squid $(added "${P99[squid]}" "${D99[squid]}") ms," \
+    "squid+squidGuard $(added "${P99[squid+squidGuard]}" "${D99[squid+squidGuard]}") ms," \
+    "mitmdump $(added "${P99[mitmdump]}" "${D99[mitmdump]}") ms   (goal: kalkan <= 5 ms)"
+  echo "ratio kalkan/squid HTTPS passthrough MB/s $(ratio "${MBS[$KNAME]}" "${MBS[squid]}")   (goal >= 0.8)"
+  echo "ratio kalkan/squid new HTTPS connections/s $(ratio "${CONNS[$KNAME]}" "${CONNS[squid]}")   (goal >= 0.5)"
+  echo "ratio kalkan/squid HTTP req/s $(ratio "${REQS[$KNAME]}" "${REQS[squid]}")"
+  echo "ratio kalkan/squid+squidGuard HTTP req/s $(ratio "${REQS[$KNAME]}" "${REQS[squid+squidGuard]}")   (goal >= 0.25)"
+  echo "ratio kalkan/squid memory (Pss) $(ratio "${RSS[$KNAME]}" "${RSS[squid+squidGuard]}")   (squid with squidGuard)"
+  echo "ratio kalkan/mitmdump HTTP req/s $(ratio "${REQS[$KNAME]}" "${REQS[mitmdump]}")   (goal >= 2)"
+  echo "ratio kalkan/mitmdump HTTPS passthrough MB/s $(ratio "${MBS[$KNAME]}" "${MBS[mitmdump]}")"
+  echo "ratio kalkan/mitmdump new HTTPS connections/s $(ratio "${CONNS[$KNAME]}" "${CONNS[mitmdump]}")"
+  echo "ratio kalkan/mitmdump memory (Pss) $(ratio "${RSS[$KNAME]}" "${RSS[mitmdump]}")"
+  echo "ratio kalkan/squid+squidGuard CPU per HTTP request $(ratio "${CPU_REQ[$KNAME]}" "${CPU_REQ[squid+squidGuard]}")"
+  echo "ratio kalkan/squid CPU per new HTTPS connection $(ratio "${CPU_CONN[$KNAME]}" "${CPU_CONN[squid]}")"
+  echo "ratio kalkan/squid CPU per MB passed through $(ratio "${CPU_MB[$KNAME]}" "${CPU_MB[squid]}")"
+  echo "ratio kalkan/mitmdump CPU per HTTP request $(ratio "${CPU_REQ[$KNAME]}" "${CPU_REQ[mitmdump]}")"
+done

@@ -7,6 +7,9 @@
     proxy_load.py rss PID
         memory of PID and all its descendants: the sum of their proportional set sizes (Pss:
         pages shared between forked workers count once), in MB
+    proxy_load.py cpu PID
+        CPU seconds (user + system) used so far by PID and all its descendants: the work a
+        proxy does per request, which a busy machine disturbs far less than requests/s
 
 Only loopback addresses are used; every loop ends after SECONDS.
 """
@@ -107,7 +110,8 @@ def latency(proxy_port: int | None, target_port: int, rate: float, seconds: floa
     print(f"{p50:.3f} {p99:.3f} {len(samples)}")
 
 
-def rss(pid: int) -> None:
+def tree(pid: int) -> list[int]:
+    """PID and all its descendants."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -116,11 +120,28 @@ def rss(pid: int) -> None:
             except OSError:
                 continue
             children.setdefault(int(fields[1]), []).append(int(entry.name))
-    total = 0
-    todo = [pid]
+    found, todo = [], [pid]
     while todo:
         current = todo.pop()
+        found.append(current)
         todo.extend(children.get(current, []))
+    return found
+
+
+def cpu(pid: int) -> None:
+    ticks = 0
+    for current in tree(pid):
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    print(f"{ticks / os.sysconf('SC_CLK_TCK'):.2f}")
+
+
+def rss(pid: int) -> None:
+    total = 0
+    for current in tree(pid):
         try:
             for line in Path(f"/proc/{current}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -145,6 +166,8 @@ def main() -> None:
                 float(args[3]))
     elif what == "rss":
         rss(int(args[0]))
+    elif what == "cpu":
+        cpu(int(args[0]))
     else:
         raise SystemExit(__doc__)
     sys.stdout.flush()

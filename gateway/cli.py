@@ -318,10 +318,13 @@ def session() -> None:
 @click.option("--focus", default=None, help="Only these sites: site1,site2 (focus mode).")
 @click.option("--closed", is_flag=True, help="A session in which nothing is allowed.")
 @click.option("--seats", default=None, help="Only these seats: 1,2,5.")
+@click.option("--allow-downloads", is_flag=True,
+              help="The class may download programs and media files (regulation 3.3).")
 @pass_state
 @reports_errors
 def session_open(state: State, room: str, teacher: str, class_id: str | None, minutes: int,
-                 focus: str | None, closed: bool, seats: str | None) -> None:
+                 focus: str | None, closed: bool, seats: str | None,
+                 allow_downloads: bool) -> None:
     """Open internet for a class in a room now."""
     from policies.models import SessionMode
     from policies.sessions import open_session
@@ -334,9 +337,11 @@ def session_open(state: State, room: str, teacher: str, class_id: str | None, mi
     with state.sessions() as db_session:
         s = open_session(db_session, room=room, teacher=teacher, class_id=class_id,
                          minutes=minutes, mode=mode, focus=sites,
-                         seats=[x.strip() for x in (seats or "").split(",") if x.strip()])
+                         seats=[x.strip() for x in (seats or "").split(",") if x.strip()],
+                         allow_downloads=allow_downloads)
+        downloads = ", downloads allowed" if s.allow_downloads else ""
         click.echo(f"session #{s.id} open in {room} for {class_id or 'the room'} until "
-                   f"{_local(s.ends_at, db_session):%H:%M} ({s.mode})")
+                   f"{_local(s.ends_at, db_session):%H:%M} ({s.mode}{downloads})")
 
 
 @session.command("close")
@@ -380,9 +385,10 @@ def session_list(state: State, include_past: bool) -> None:
             click.echo("no open sessions")
         for s in rows:
             focus = f" focus: {', '.join(s.focus_sites)}" if s.focus_sites else ""
+            downloads = " downloads allowed" if s.allow_downloads else ""
             click.echo(f"#{s.id:<4} {s.room_id:<10} {s.class_id or '-':<4} "
                        f"{s.teacher.username:<10} {_local(s.starts_at, db_session):%H:%M}–"
-                       f"{_local(s.ends_at, db_session):%H:%M} {s.mode}{focus}")
+                       f"{_local(s.ends_at, db_session):%H:%M} {s.mode}{focus}{downloads}")
 
 
 def _local(naive_utc: dt.datetime, db_session: Session) -> dt.datetime:

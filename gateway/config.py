@@ -288,7 +288,7 @@ class ProxyConfig(_Section):
     do_not_inspect_file: Path | None = Field(default=None,
                                              examples=["/etc/kalkan/do-not-inspect.txt"])
     verify_destination: Annotated[bool, Field(strict=True)] = True
-    workers: Annotated[int, Field(strict=True, ge=1, le=64)] = 1
+    workers: Annotated[int, Field(strict=True, ge=0, le=64)] = 0  # 0: one per processor core
     site_requests_per_hour: Annotated[int, Field(strict=True, ge=1, le=1000)] = 10
 
     @property

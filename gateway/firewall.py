@@ -81,7 +81,24 @@ def plan_from(networks: Iterable[str], dns_listen: Iterable[tuple[str, int]],
                               "traffic cannot reach",
                               hint="listen on the router's classroom address or on 0.0.0.0 "
                                    "(dns.listen and proxy.transparent_listen)")
+    for version in sorted({n.version for n in nets}):
+        _check_family(version, [host for host, _port in dns_listen], "dns.listen",
+                      f'"{"[::]" if version == 6 else "0.0.0.0"}:{min(ports)}"')
+        _check_family(version, [transparent_listen[0]], "proxy.transparent_listen",
+                      f'"0.0.0.0:{transparent_listen[1]}" (every address, IPv4 and IPv6)')
     return FirewallPlan(tuple(nets), min(ports), transparent_listen[1], interface)
+
+
+def _check_family(version: int, hosts: list[str], key: str, example: str) -> None:
+    """Classroom networks of IP ``version`` need a socket of that family to redirect to."""
+    for host in hosts:
+        address = ipaddress.ip_address(host)
+        # The proxy's "0.0.0.0" also binds "::" (master.ProxySettings.modes).
+        if address.version == version or (key.startswith("proxy") and address.is_unspecified):
+            return
+    raise KalkanError(f"the classroom has IPv{version} networks, but {key} has no IPv{version} "
+                      "address, so their redirected traffic would reach nothing",
+                      hint=f"add {example} to {key} in kalkan.yaml")
 
 
 def render_ruleset(plan: FirewallPlan) -> str:

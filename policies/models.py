@@ -262,6 +262,9 @@ class InternetSession(Base):
     focus_sites: Mapped[list[Any]] = mapped_column(default=list)
     # Sites the teacher allowed for this session only, at students' requests from the block page.
     allowed_sites: Mapped[list[Any]] = mapped_column(default=list)
+    # Regulation 3.3: programs and media downloads are refused to students "unless their
+    # session allows it"; the teacher allows them for the class with this switch.
+    allow_downloads: Mapped[bool] = mapped_column(Boolean, default=False)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     source: Mapped[str] = mapped_column(String(16), default="manual")
     teacher: Mapped[StaffUser] = relationship()

@@ -20,8 +20,12 @@ MAX_MINUTES = 12 * 60
 def open_session(db: Session, *, room: str, teacher: str, class_id: str | None = None,
                  minutes: int = 45, mode: SessionMode = SessionMode.NORMAL,
                  focus: Sequence[str] = (), seats: Sequence[str] = (),
-                 starts_at: dt.datetime | None = None, source: str = "manual") -> InternetSession:
-    """Open a session for ``class_id`` in ``room`` now (or at ``starts_at``, naive UTC)."""
+                 starts_at: dt.datetime | None = None, source: str = "manual",
+                 allow_downloads: bool = False) -> InternetSession:
+    """Open a session for ``class_id`` in ``room`` now (or at ``starts_at``, naive UTC).
+
+    ``allow_downloads``: the class may download programs and media files during the session
+    (regulation 3.3), whatever its group's ``downloads`` says."""
     room_row = db.get(Room, room)
     if room_row is None:
         known = ", ".join(db.scalars(select(Room.id).order_by(Room.position)))
@@ -51,7 +55,7 @@ def open_session(db: Session, *, room: str, teacher: str, class_id: str | None =
     session = InternetSession(
         teacher_id=teacher_row.id, class_id=class_id, room_id=room, seats=[str(s) for s in seats],
         starts_at=start, ends_at=start + dt.timedelta(minutes=minutes), mode=mode.value,
-        focus_sites=focus_sites, source=source)
+        focus_sites=focus_sites, source=source, allow_downloads=allow_downloads)
     overlapping = _overlapping(db, room, start, session.ends_at, session.seats)
     if overlapping:
         raise KalkanError(

@@ -107,6 +107,7 @@ class SessionInfo:
     mode: SessionMode
     focus: frozenset[str]  # domains (and domain/path entries) a focus session allows
     allowed: frozenset[str] = frozenset()  # sites the teacher allowed at students' requests
+    downloads: bool = False  # the teacher allowed program and media downloads (reg. 3.3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +253,7 @@ def compile_snapshot(db: Session, *, default_group: str = "guests",
             seats=frozenset(str(x) for x in s.seats or ()),
             starts=_epoch(s.starts_at), ends=_epoch(s.ends_at), mode=SessionMode(s.mode),
             focus=frozenset(s.focus_sites or ()),
-            allowed=frozenset(s.allowed_sites or ())))
+            allowed=frozenset(s.allowed_sites or ()), downloads=bool(s.allow_downloads)))
 
     own = InMemoryCategoryIndex(
         (row.category_id, row.domain + (row.path or ""), "policy")

@@ -1,5 +1,6 @@
 """Downloads of programs and media files, blocked for students (regulation 3.3) unless their
-group allows them (``downloads: true``; the group in force during a session is the class's).
+group allows them (``downloads: true``; the group in force during a session is the class's) or
+their session does (the teacher's switch, ``kalkan session open --allow-downloads``).
 
 Checked twice, both cheap: the URL's extension when the request leaves (nothing is fetched),
 and the response's ``Content-Type`` and ``Content-Disposition`` when its headers arrive (a
@@ -23,6 +24,7 @@ from gateway.proxy.block_page import BlockPage
 from gateway.proxy.http_policy import DECISION, URL
 from policies.decision import Action, Decision, Reason
 from policies.engine import Engine
+from policies.snapshot import Snapshot
 
 PROGRAM_EXTENSIONS = frozenset({
     "exe", "msi", "msix", "msixbundle", "appx", "bat", "cmd", "com", "scr", "ps1", "vbs",
@@ -84,6 +86,16 @@ def response_is_download(content_type: str | None, disposition: str | None) -> s
     return None
 
 
+def session_allows_downloads(snapshot: Snapshot, decision: Decision) -> bool:
+    """True if the teacher's session that ``decision`` was made under allows downloads."""
+    if decision.session is None or decision.room is None:
+        return False
+    for session in snapshot.sessions.get(decision.room, ()):
+        if session.id == decision.session:
+            return session.downloads
+    return False
+
+
 class DownloadsAddon:
     def __init__(self, engine: Engine, page: BlockPage) -> None:
         self.engine = engine
@@ -122,8 +134,11 @@ class DownloadsAddon:
         decision: Decision | None = flow.metadata.get(DECISION)
         if decision is None or decision.blocked:
             return False
-        group = self.engine.snapshot.groups.get(decision.group or "")
-        return group is not None and group.is_student and not group.downloads
+        snapshot = self.engine.snapshot
+        group = snapshot.groups.get(decision.group or "")
+        if group is None or not group.is_student or group.downloads:
+            return False
+        return not session_allows_downloads(snapshot, decision)
 
     def _block(self, flow: http.HTTPFlow, what: str) -> None:
         decision = flow.metadata[DECISION]._replace(

@@ -2,6 +2,9 @@
 queue as the resolver's: channel ``tls`` for an HTTPS connection decided on its name, ``http``
 for a request decided on its URL (plain HTTP, or inside a decrypted connection).
 
+A connection passed through untouched is logged when it ends, with the bytes the site sent
+(``bytes``) and the time of the decision; a refused one at once.
+
 Last in the addon list, so that it sees the final word on every flow (a download refused after
 the policy allowed the URL is logged as the refusal). One event per flow, when the flow ends;
 the queue never blocks, so logging never slows a page down.
@@ -12,11 +15,12 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
-from mitmproxy import http, tls
+from mitmproxy import connection, http, tls
 
 from gateway.events.event import AccessEvent, Channel
 from gateway.events.queue import EventQueue
 from gateway.proxy.http_policy import BYPASS, DECISION, URL
+from gateway.proxy.relay import BYTES, RELAY
 from gateway.proxy.sni_gate import NOTE, TlsNote
 from policies.decision import Decision, Reason
 
@@ -35,14 +39,30 @@ def event_of(decision: Decision, channel: Channel, *, url: str | None = None,
         latency_ms=latency_ms, bytes=size, referrer=referrer, prefetch=prefetch)
 
 
+PENDING = "kalkan_pending_event"  # on a Client: the note of a passthrough still open
+
+
 class EventTapAddon:
     def __init__(self, events: EventQueue) -> None:
         self.events = events
 
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         note: TlsNote | None = getattr(data, NOTE, None)
+        if note is None:
+            return
+        client = data.context.client
+        if getattr(client, RELAY, None) is not None and not data.context.server.error:
+            # Passed through: logged when the connection ends, with what the site sent.
+            setattr(client, PENDING, note)
+            return
+        self.events.put(event_of(note.decision, Channel.TLS, bypass=note.bypass, at=note.at))
+
+    def client_disconnected(self, client: connection.Client) -> None:
+        note: TlsNote | None = getattr(client, PENDING, None)
         if note is not None:
-            self.events.put(event_of(note.decision, Channel.TLS, bypass=note.bypass))
+            setattr(client, PENDING, None)
+            self.events.put(event_of(note.decision, Channel.TLS, bypass=note.bypass,
+                                     at=note.at, size=getattr(client, BYTES, None)))
 
     def http_connect(self, flow: http.HTTPFlow) -> None:
         decision = flow.metadata.get(DECISION)

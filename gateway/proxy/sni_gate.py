@@ -1,7 +1,8 @@
 """HTTPS without decryption: decide on the name in the TLS ClientHello (SNI).
 
-- allowed and not inspected: ``data.ignore_connection = True``; mitmproxy then relays the bytes
-  untouched (the client sees the origin's own certificate) with no per-record work;
+- allowed and not inspected: passed through untouched (the client sees the origin's own
+  certificate): mitmproxy opens the server connection and sends the ClientHello on, then
+  ``relay.py`` copies the bytes between the two sockets outside mitmproxy's layers;
 - blocked: the connection is refused before any byte reaches the site (no server connection is
   ever opened: the proxy runs with ``connection_strategy = lazy``); for an inspected group
   the connection is decrypted instead, so that the HTTP policy can show the block page;
@@ -22,12 +23,14 @@ right there with 403, and the ClientHello's SNI must then match the CONNECT name
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from mitmproxy import http, tls
 
 from gateway.proxy.destinations import AddressBook
 from gateway.proxy.inspection import Inspection
+from gateway.proxy.relay import relay_to
 from policies.decision import Action, Decision, Reason
 from policies.domain import fast_normalise, is_ip_literal
 from policies.engine import Engine
@@ -46,6 +49,7 @@ class TlsNote:
     sni: str | None
     bypass: bool = False
     inspected: bool = False
+    at: float = field(default_factory=time.time)  # when decided: the event's time
 
 
 def refuse(data: tls.ClientHelloData, why: str) -> None:
@@ -56,6 +60,13 @@ def refuse(data: tls.ClientHelloData, why: str) -> None:
     """
     data.context.server.error = f"refused by kalkan: {why}"
     data.ignore_connection = True
+
+
+def pass_through(data: tls.ClientHelloData) -> None:
+    """Let the connection through untouched: mitmproxy connects to the site and sends the
+    ClientHello on, then the relay copies the bytes outside its layers (``relay.py``)."""
+    data.ignore_connection = True
+    relay_to(data.context.client, data.context.server)
 
 
 class SniGateAddon:
@@ -92,7 +103,7 @@ class SniGateAddon:
             if note.decision.blocked:
                 refuse(data, note.decision.reason.value)
             else:
-                data.ignore_connection = True  # nothing to inspect against: pass through
+                pass_through(data)  # nothing to inspect against
             return
 
         decision = self.engine.decide(client, sni)
@@ -121,7 +132,7 @@ class SniGateAddon:
         if inspect:
             note.inspected = True
         else:
-            data.ignore_connection = True
+            pass_through(data)
 
     def _nameless(self, client: str, host: str | None) -> TlsNote:
         """A ClientHello with no name, or an address for a name: a bypass for students."""

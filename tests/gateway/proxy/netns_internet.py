@@ -6,7 +6,8 @@
 - a DNS-over-TLS port (853/tcp) that accepts connections, and UDP echo on 443 (where QUIC
   would go) and 4433 (a control: other UDP must still pass).
 
-Usage: python netns_internet.py DIR "name=address,…"; writes DIR/internet.ready when up.
+Usage: python netns_internet.py DIR "name=address[/address6],…"; writes DIR/internet.ready
+when up. Everything listens on IPv4 and IPv6.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
-from dnslib import QTYPE, RR, A
+from dnslib import AAAA, QTYPE, RR, A
 from dnslib.server import BaseResolver, DNSServer
 
 
@@ -40,17 +41,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 class Zone(BaseResolver):
     def __init__(self, records: dict[str, str]) -> None:
-        self.records = records
+        self.records = {name: value.split("/") for name, value in records.items()}
 
     def resolve(self, request, handler):
         reply = request.reply()
         name = str(request.q.qname).rstrip(".").lower()
-        address = self.records.get(name)
-        if address and request.q.qtype == QTYPE.A:
-            reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(address), ttl=60))
-        elif address is None:
+        addresses = self.records.get(name)
+        if addresses is None:
             reply.header.rcode = 3  # NXDOMAIN
+        elif request.q.qtype == QTYPE.A:
+            reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A(addresses[0]), ttl=60))
+        elif request.q.qtype == QTYPE.AAAA and len(addresses) > 1:
+            reply.add_answer(RR(request.q.qname, QTYPE.AAAA, rdata=AAAA(addresses[1]), ttl=60))
         return reply
+
+
+class Http6Server(http.server.ThreadingHTTPServer):
+    """IPv6 only: the IPv4 server holds the same port."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self) -> None:
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        super().server_bind()
 
 
 class Echo(socketserver.BaseRequestHandler):
@@ -67,12 +80,14 @@ def main() -> None:
     directory = Path(sys.argv[1])
     records = dict(item.split("=") for item in sys.argv[2].split(","))
     http.server.ThreadingHTTPServer.allow_reuse_address = True
-    serve(http.server.ThreadingHTTPServer(("0.0.0.0", 80), Handler))
-    https = http.server.ThreadingHTTPServer(("0.0.0.0", 443), Handler)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(directory / "leaf.pem", directory / "leaf.key")
-    https.socket = context.wrap_socket(https.socket, server_side=True)
-    serve(https)
+    for server_class, any_address in ((http.server.ThreadingHTTPServer, "0.0.0.0"),
+                                      (Http6Server, "::")):
+        serve(server_class((any_address, 80), Handler))
+        https = server_class((any_address, 443), Handler)
+        https.socket = context.wrap_socket(https.socket, server_side=True)
+        serve(https)
     zone = Zone(records)
     for tcp in (False, True):
         DNSServer(zone, address="0.0.0.0", port=53, tcp=tcp).start_thread()

@@ -2,7 +2,7 @@
 HTTPS), the loopback school, and a client that talks through an explicit proxy.
 
 The loopback school is the demo school without schedules (the tests run at any hour) and with
-two more rooms: ``loopback`` (127.0.0.0/16, middle school, class 7B's session open) and
+two more rooms: ``loopback`` (127.0.0.0/16 and ::1, middle school, class 7B's session open) and
 ``quiet`` (127.1.0.0/16, middle school, no session). 127.0.0.3 is pinned to ``senior`` and
 127.0.0.4 to ``teachers``.
 """
@@ -47,7 +47,7 @@ def loopback_policy() -> dict[str, Any]:
         group["schedule"] = []
     data["rooms"] += [
         {"id": "loopback", "name": "Loopback lab", "default_group": "middle",
-         "networks": ["127.0.0.0/16"]},
+         "networks": ["127.0.0.0/16", "::1/128"]},
         {"id": "quiet", "name": "Loopback room without a session", "default_group": "middle",
          "networks": ["127.1.0.0/16"]},
     ]
@@ -123,6 +123,8 @@ class OriginHandler(http.server.BaseHTTPRequestHandler):
             if name.lower() == "youtube-restrict":
                 body += f"youtube-restrict: {value}\n".encode()
         headers = {"Content-Type": "text/plain; charset=utf-8"}
+        if self.path.startswith("/big"):  # 4 MB: many relay chunks, flow control at work
+            body = bytes(range(256)) * (4 << 12)
         if self.path.startswith("/get"):
             headers = {"Content-Type": "application/octet-stream",
                        "Content-Disposition": 'attachment; filename="setup.exe"'}

@@ -1,11 +1,12 @@
 """End to end, in network namespaces made (and always removed) by the test:
 
-    classroom PC (10.10.1.101 student, 10.10.1.10 teacher's seat)
+    classroom PC (10.10.1.101 student, 10.10.1.10 teacher's seat; fd00:10:10:1::101 student)
         │ veth
     router: kalkan dns + kalkan proxy (transparent) + `kalkan firewall --apply`
-        │ veth (198.51.100.1)
-    internet: web origin on 192.0.2.10 (bilimland.kz) and 192.0.2.20 (roblox.com),
-              HTTP and HTTPS with a test CA; upstream DNS on 198.51.100.2; 853/tcp; UDP echo
+        │ veth (198.51.100.1, 2001:db8:100::1)
+    internet: web origin on 192.0.2.10 / 2001:db8:2::10 (bilimland.kz) and 192.0.2.20 /
+              2001:db8:2::20 (roblox.com), HTTP and HTTPS with a test CA; upstream DNS on
+              198.51.100.2; 853/tcp; UDP echo
 
 The PC uses plain curl with no proxy settings, and asks the *internet's* DNS server: the
 router's nftables rules send it to kalkan's resolver all the same. Addresses exist only inside
@@ -36,8 +37,10 @@ pytestmark = pytest.mark.slow
 
 TAG = f"k{os.getpid() % 100000}"
 PC, ROUTER, NET = f"{TAG}pc", f"{TAG}rt", f"{TAG}in"
-ZONE = {"bilimland.kz": "192.0.2.10", "www.bilimland.kz": "192.0.2.10",
-        "roblox.com": "192.0.2.20"}
+ZONE = {"bilimland.kz": "192.0.2.10/2001:db8:2::10",
+        "www.bilimland.kz": "192.0.2.10/2001:db8:2::10",
+        "roblox.com": "192.0.2.20/2001:db8:2::20"}
+STUDENT6 = "fd00:10:10:1::101"  # lab1's IPv6 network in the demo policy
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
 
@@ -128,18 +131,28 @@ def build_topology() -> None:
     sh("ip", "link", "set", f"{TAG}d", "netns", NET)
     steps = {
         PC: [f"addr add 10.10.1.101/24 dev {TAG}a", f"addr add 10.10.1.10/24 dev {TAG}a",
-             f"link set {TAG}a up", "link set lo up", "route add default via 10.10.1.1"],
+             f"addr add {STUDENT6}/64 dev {TAG}a nodad",
+             f"link set {TAG}a up", "link set lo up", "route add default via 10.10.1.1",
+             "-6 route add default via fd00:10:10:1::1"],
         ROUTER: [f"addr add 10.10.1.1/24 dev {TAG}b", f"addr add 198.51.100.1/24 dev {TAG}c",
+                 f"addr add fd00:10:10:1::1/64 dev {TAG}b nodad",
+                 f"addr add 2001:db8:100::1/64 dev {TAG}c nodad",
                  f"link set {TAG}b up", f"link set {TAG}c up", "link set lo up",
-                 "route add 192.0.2.0/24 via 198.51.100.2"],
+                 "route add 192.0.2.0/24 via 198.51.100.2",
+                 "-6 route add 2001:db8:2::/64 via 2001:db8:100::2"],
         NET: [f"addr add 198.51.100.2/24 dev {TAG}d", f"addr add 192.0.2.10/32 dev {TAG}d",
-              f"addr add 192.0.2.20/32 dev {TAG}d", f"link set {TAG}d up", "link set lo up",
-              "route add 10.10.1.0/24 via 198.51.100.1"],
+              f"addr add 192.0.2.20/32 dev {TAG}d", f"addr add 2001:db8:100::2/64 dev {TAG}d nodad",
+              f"addr add 2001:db8:2::10/128 dev {TAG}d nodad",
+              f"addr add 2001:db8:2::20/128 dev {TAG}d nodad",
+              f"link set {TAG}d up", "link set lo up",
+              "route add 10.10.1.0/24 via 198.51.100.1",
+              "-6 route add fd00:10:10:1::/64 via 2001:db8:100::1"],
     }
     for ns, commands in steps.items():
         for command in commands:
             sh("ip", "-n", ns, *command.split())
     in_ns(ROUTER, "sysctl", "-qw", "net.ipv4.ip_forward=1", check=True)
+    in_ns(ROUTER, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", check=True)
     # `ip netns exec` mounts these over /etc/resolv.conf: the PC asks the internet's DNS (the
     # firewall sends it to kalkan anyway), the router resolves through the upstream.
     for ns, server in ((PC, "198.51.100.2"), (ROUTER, "198.51.100.2")):
@@ -192,7 +205,7 @@ def classroom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Classroom]:
         room.config.write_text(
             f'data_dir: "{directory}"\n'
             f'database:\n  url: "sqlite:///{database}"\n'
-            'dns:\n  listen: ["0.0.0.0:53"]\n  upstreams: ["198.51.100.2"]\n'
+            'dns:\n  listen: ["0.0.0.0:53", "[::]:53"]\n  upstreams: ["198.51.100.2"]\n'
             'proxy:\n  listen: "127.0.0.1:3128"\n  transparent_listen: "0.0.0.0:8443"\n'
             '  block_page_address: "10.10.1.1"\n'
             'blocklists:\n  auto_update: false\n')
@@ -272,6 +285,33 @@ def test_blocked_sites_during_the_session(classroom: Classroom) -> None:
 def test_ip_literal_https_is_blocked_for_students(classroom: Classroom) -> None:
     assert classroom.curl("-k", "https://192.0.2.10/").returncode != 0
     assert classroom.curl("-k", "https://192.0.2.10/", source="10.10.1.10").returncode == 0
+
+
+def test_an_ipv6_student_goes_through_the_same_filter(classroom: Classroom) -> None:
+    """The IPv6 classroom: DNS and web traffic redirected by the ip6 rules to kalkan's IPv6
+    sockets, the original IPv6 destination checked against the name's AAAA records."""
+    open_lesson(classroom)
+    reply = classroom.curl("-6", "https://bilimland.kz/v6", source=STUDENT6)
+    assert reply.returncode == 0, reply.stderr
+    assert reply.stdout.startswith("origin bilimland.kz /v6")
+    plain = classroom.curl("-6", "http://bilimland.kz/v6plain", source=STUDENT6)
+    assert plain.stdout.startswith("origin bilimland.kz /v6plain")
+    assert classroom.curl("-6", "https://roblox.com/", source=STUDENT6).returncode != 0
+    # kalkan's DNS gives blocked names no usable IPv6 address (the block page's address is
+    # IPv4); a PC that has the real one (a hosts file) meets the proxy and its block page.
+    page = classroom.curl("-6", "--resolve", "roblox.com:80:[2001:db8:2::20]", "-H",
+                          "Accept-Language: en", "http://roblox.com/", source=STUDENT6)
+    assert "Access to this page is restricted" in page.stdout
+    # bilimland.kz on roblox.com's IPv6 address: a bypass attempt, as over IPv4.
+    wrong = ("--resolve", "bilimland.kz:443:[2001:db8:2::20]")
+    assert classroom.curl("-6", *wrong, "https://bilimland.kz/", source=STUDENT6).returncode != 0
+    # The router answers the PC's IPv6 DNS too (sent to the internet's server, redirected).
+    code = ("import socket,sys; from dnslib import DNSRecord; "
+            "s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM); s.settimeout(2); "
+            "s.sendto(DNSRecord.question('bilimland.kz','AAAA').pack(),('2001:db8:100::2',53)); "
+            "print(DNSRecord.parse(s.recv(4096)).short())")
+    answer = in_ns(PC, sys.executable, "-c", code)
+    assert "2001:db8:2::10" in answer.stdout, answer.stderr
 
 
 def test_a_name_on_the_wrong_address_is_blocked_for_students(classroom: Classroom) -> None:

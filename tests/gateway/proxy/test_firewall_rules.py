@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
 
 def test_ruleset_redirects_classroom_traffic_and_drops_dot_and_quic() -> None:
     plan = plan_from(["10.10.1.0/24", "fd00:10:10:1::/64", "10.10.2.0/24", "10.10.1.0/24"],
-                     [("0.0.0.0", 53), ("::", 53)], ("0.0.0.0", 8443))
+                     [("0.0.0.0", 53), ("::", 53)], ("0.0.0.0", 8443))  # 0.0.0.0: both families
     text = render_ruleset(plan)
     assert "table inet kalkan {" in text and "delete table inet kalkan" in text
     assert "elements = { 10.10.1.0/24, 10.10.2.0/24 }" in text
@@ -45,6 +45,11 @@ def test_interface_restricts_every_rule() -> None:
     (["10.10.1.0/24"], [("0.0.0.0", 53)], None, "transparent_listen is not set"),
     (["10.10.1.0/24"], [("127.0.0.1", 53)], ("0.0.0.0", 8443), "listens on 127.0.0.1"),
     (["10.10.1.300/24"], [("0.0.0.0", 53)], ("0.0.0.0", 8443), "is not a network"),
+    # An IPv6 classroom needs IPv6 sockets to redirect to: DNS on "::", the proxy on both.
+    (["fd00:10:10:1::/64"], [("0.0.0.0", 53)], ("0.0.0.0", 8443), "no IPv6 address"),
+    (["fd00:10:10:1::/64"], [("::", 53)], ("10.10.1.1", 8443),
+     "proxy.transparent_listen has no IPv6"),
+    (["10.10.1.0/24"], [("::", 53)], ("0.0.0.0", 8443), "dns.listen has no IPv4"),
 ])
 def test_plan_errors_say_what_to_do(networks: list[str], dns: list[tuple[str, int]],
                                     proxy: tuple[str, int] | None, message: str) -> None:

@@ -84,6 +84,21 @@ def test_allowed_https_passes_through_untouched(proxy: ProxyThread, origin: Orig
     assert reply.peer_der == origin.ca.leaf_der  # the origin's own certificate, not a copy
 
 
+def test_passthrough_relays_big_bodies_and_logs_the_bytes(proxy: ProxyThread,
+                                                          ca_dir: Path) -> None:
+    proxy.events.take(10_000)
+    reply = via_proxy(proxy.address(), "https://bilimland.kz/big", ca_file=ca_dir / "ca.pem",
+                      client=TEACHER)
+    assert reply.status == 200 and len(reply.body.encode("latin-1", "replace")) >= 4 << 20
+    deadline = time.monotonic() + 5
+    events: list = []
+    while time.monotonic() < deadline and not events:  # logged when the connection ends
+        events = [e for e in proxy.events.take(100) if e.channel == "tls" and e.client == TEACHER]
+        time.sleep(0.05)
+    assert [(e.host, e.action) for e in events] == [("bilimland.kz", "allow")]
+    assert events[0].bytes > 4 << 20  # what the site sent: the body and the TLS around it
+
+
 def test_blocked_https_is_refused(proxy: ProxyThread, ca_dir: Path) -> None:
     with pytest.raises(OSError, match=r"403|Tunnel"):
         via_proxy(proxy.address(), "https://roblox.com/", ca_file=ca_dir / "ca.pem")
@@ -286,3 +301,32 @@ def test_every_decision_is_an_event(proxy: ProxyThread) -> None:
     assert by_host["roblox.com"].action == "block"
     assert by_host["roblox.com"].url == "http://roblox.com/e?x=1"
     assert by_host["bilimland.kz"].action == "allow" and by_host["bilimland.kz"].bytes
+
+
+def test_explicit_mode_over_ipv6(school: sessionmaker[Session], origin: Origin,
+                                 ca_dir: Path) -> None:
+    """A PC set up by hand with the proxy's IPv6 address: ::1 is in the loopback room, so it
+    is a student of 7B, with the same decisions as over IPv4."""
+    settings = ProxySettings(regular=("::1", 0), language="en", secret=b"6" * 32,
+                             verify_destination=False)
+    events = EventQueue()
+    proxy = ProxyThread(settings, Engine.from_database(school), events, school,
+                        extra=[PointAtOrigin(origin)]).start()
+    try:
+        address = proxy.address()
+        assert address[0] == "::1"
+        allowed = via_proxy(address, "https://bilimland.kz/six", client="::1",
+                            ca_file=ca_dir / "ca.pem")
+        assert allowed.status == 200 and allowed.body.startswith("origin bilimland.kz /six")
+        assert allowed.peer_der == origin.ca.leaf_der
+        with pytest.raises(OSError, match=r"403|Tunnel"):
+            via_proxy(address, "https://roblox.com/", client="::1", ca_file=ca_dir / "ca.pem")
+        page = via_proxy(address, "http://roblox.com/", client="::1",
+                         headers={"Accept-Language": "en"})
+        assert page.status == 403 and "Access to this page is restricted" in page.body
+        time.sleep(0.2)
+        logged = {(e.host, e.action, e.channel) for e in events.take(100) if e.client == "::1"}
+        assert ("roblox.com", "block", "http") in logged
+        assert ("bilimland.kz", "allow", "tls") in logged
+    finally:
+        proxy.stop()
