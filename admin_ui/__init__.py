@@ -51,11 +51,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from admin_ui import (
         access,
+        access_log,
         accounts,
+        alerts_page,
         api,
         audit,
         auth,
         council,
+        dashboard,
         db,
         languages,
         lessons,
@@ -67,7 +70,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)  # before access: a stale sign-in ends before the roles are checked
     access.init_app(app)
     languages.init_app(app)
-    for area in (auth, status, council, lessons, accounts, audit, languages, api):
+    for area in (auth, status, dashboard, access_log, alerts_page, council, lessons, accounts,
+                 audit, languages, api):
         app.register_blueprint(area.bp)
     csrf.exempt(api.bp)  # token-authenticated only (access.enforce): no cookie, no CSRF
 

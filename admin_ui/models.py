@@ -35,6 +35,7 @@ class AuditAction(StrEnum):
     REQUEST_REFUSED = "request_refused"
     TOKEN_CREATED = "token_created"
     TOKEN_REVOKED = "token_revoked"
+    ALERT_ACKNOWLEDGED = "alert_acknowledged"
 
 
 class AuditEntry(Base):

@@ -68,6 +68,7 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
     host, port = parse_listen(admin_listen or config.admin.listen)
     app = create_app({"SESSIONS": sessions, "ENGINE": engine,
                       "DEFAULT_GROUP": config.policy.default_group,
+                      "KALKAN_CONFIG": config,  # the dashboard reads the gateway's status
                       "SECRET_KEY_FILE": config.admin.secret_key_file
                       or config.data_dir / "secret_key"})
     shown = f"[{host}]" if ":" in host else host

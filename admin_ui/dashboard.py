@@ -1,0 +1,71 @@
+"""The responsible person's dashboard (regulations 2.5, 2.7): use and blocks over time, the
+most blocked sites and categories, lessons in progress, open alerts, and whether the gateway
+is filtering (DNS, upstreams, event writers, blocklists).
+
+The landing page of the council, the responsible person and the director. The counts come
+from :mod:`admin_ui.dashboard_figures`; the rest is small and read at each view.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, render_template
+from flask_babel import format_decimal
+from flask_login import current_user
+from sqlalchemy import select
+
+from admin_ui.access import READERS, roles
+from admin_ui.alerts_page import open_alerts
+from admin_ui.charts import stacked_bars
+from admin_ui.dashboard_figures import FigureCache, Figures
+from admin_ui.db import get_db
+from blocklists.sources import list_sources
+from gateway.status import GatewayStatus, read_status
+from policies.models import Room, StaffUser
+from policies.revisions import latest_revision
+from policies.sessions import list_sessions
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+
+CACHE_SECONDS = 15.0  # how old the counts may be (config DASHBOARD_CACHE_SECONDS)
+
+
+def figures() -> Figures:
+    cache = current_app.extensions.get("kalkan.dashboard")
+    if cache is None:
+        get_db()  # makes the session factory when the app has none yet
+        cache = FigureCache(current_app.extensions["kalkan.sessions"],
+                            current_app.config.get("DASHBOARD_CACHE_SECONDS", CACHE_SECONDS))
+        current_app.extensions["kalkan.dashboard"] = cache
+    return cache.get()
+
+
+def gateway_status() -> GatewayStatus | None:
+    """What the gateway's processes last wrote, when this admin runs beside them
+    (``kalkan run`` gives the config); None for an admin on its own."""
+    config = current_app.config.get("KALKAN_CONFIG")
+    return None if config is None else read_status(config, get_db())
+
+
+@bp.get("/")
+@roles(*READERS)
+def index() -> str:
+    db = get_db()
+    me = db.get(StaffUser, current_user.id)
+    f = figures()
+    sources = list_sources(db)
+    updated = [s.last_success_at for s in sources if s.last_success_at]
+    return render_template(
+        "dashboard/index.html", f=f,
+        hours_chart=stacked_bars(f.hours_today, label_every=3),
+        days_chart=stacked_bars([(d.strftime("%d.%m"), a, b) for d, a, b in f.days]),
+        sessions=list_sessions(db), room_names={r.id: r.name for r in db.scalars(select(Room))},
+        alerts=open_alerts(db, me) if me else [], status=gateway_status(),
+        revision=latest_revision(db), sources=sources,
+        last_update=max(updated) if updated else None,
+        failed_sources=[s for s in sources if s.last_error])
+
+
+@bp.app_template_filter("number")
+def number(value: int | float) -> str:
+    """A count in the reader's locale: 12 345 in ru/ky/kk, 12,345 in en."""
+    return format_decimal(value)

@@ -1,0 +1,162 @@
+"""The dashboard's numbers, from the hourly counts (gateway/events/rollup.py), and their cache.
+
+A week of counts is a few thousand rows whatever the size of the access log, so the figures
+take milliseconds; the top sites of a busy week can be larger, so the figures are kept for
+``DASHBOARD_CACHE_SECONDS`` and then recomputed in the background while the previous ones are
+still served: a page view never waits for them, except the very first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import desc, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from gateway.events.models import BlockedSiteHour, EventLoss, HourCount
+from gateway.events.reports import school_zone
+from policies.database import utcnow
+
+log = logging.getLogger(__name__)
+
+TOP = 10
+DAYS = 7
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    requests: int = 0  # recorded requests, allowed and blocked
+    blocked: int = 0  # blocked attempts a person made
+    background: int = 0  # blocked ads, telemetry, page resources (noise)
+
+
+@dataclass
+class Figures:
+    zone: ZoneInfo
+    today: Totals
+    week: Totals
+    hours_today: list[tuple[str, int, int]]  # (local hour "09", allowed, blocked)
+    days: list[tuple[dt.date, int, int]]
+    categories_today: list[tuple[str, int]]
+    categories_week: list[tuple[str, int]]
+    sites_today: list[tuple[str, str, int]]  # (site, category, attempts)
+    sites_week: list[tuple[str, str, int]]
+    losses_week: list[tuple[str, int]]
+    computed_at: dt.datetime = field(default_factory=utcnow)
+
+
+def compute(db: Session, now: dt.datetime | None = None) -> Figures:
+    """The figures for today and the last seven school days (``now`` naive UTC)."""
+    zone = school_zone(db)
+    now = now or utcnow()
+    local_today = now.replace(tzinfo=dt.UTC).astimezone(zone).date()
+    first_day = local_today - dt.timedelta(days=DAYS - 1)
+    week_start = _utc(first_day, zone)
+    today_start = _utc(local_today, zone)
+
+    rows = db.execute(select(HourCount.hour, HourCount.action, HourCount.category,
+                             HourCount.noise, HourCount.count)
+                      .where(HourCount.hour >= week_start)).all()
+    per_hour: dict[int, list[int]] = {h: [0, 0] for h in range(24)}
+    per_day: dict[dt.date, list[int]] = {first_day + dt.timedelta(days=i): [0, 0]
+                                         for i in range(DAYS)}
+    totals = {"today": [0, 0, 0], "week": [0, 0, 0]}
+    categories: dict[str, Counter[str]] = {"today": Counter(), "week": Counter()}
+    for hour, action, category, noise, count in rows:
+        local = hour.replace(tzinfo=dt.UTC).astimezone(zone)
+        blocked = action == "block"
+        real_block = blocked and not noise
+        spans = ("week", "today") if hour >= today_start else ("week",)
+        for span in spans:
+            t = totals[span]
+            t[0] += count
+            t[1] += count if real_block else 0
+            t[2] += count if blocked and noise else 0
+            if real_block:
+                categories[span][category] += count
+        if blocked and noise:
+            continue  # background: counted, but not drawn as a person's attempt
+        column = 1 if real_block else 0
+        if local.date() in per_day:
+            per_day[local.date()][column] += count
+        if hour >= today_start:
+            per_hour[local.hour][column] += count
+
+    return Figures(
+        zone=zone, today=Totals(*totals["today"]), week=Totals(*totals["week"]),
+        hours_today=[(f"{h:02d}", a, b) for h, (a, b) in per_hour.items()],
+        days=[(d, a, b) for d, (a, b) in per_day.items()],
+        categories_today=categories["today"].most_common(TOP),
+        categories_week=categories["week"].most_common(TOP),
+        sites_today=_top_sites(db, today_start), sites_week=_top_sites(db, week_start),
+        losses_week=[tuple(r) for r in db.execute(  # type: ignore[misc]
+            select(EventLoss.cause, func.sum(EventLoss.count))
+            .where(EventLoss.last_at >= week_start).group_by(EventLoss.cause)).all()],
+    )
+
+
+def _top_sites(db: Session, since: dt.datetime) -> list[tuple[str, str, int]]:
+    n = func.sum(BlockedSiteHour.count)
+    query = (select(BlockedSiteHour.host, BlockedSiteHour.category, n)
+             .where(BlockedSiteHour.hour >= since)
+             .group_by(BlockedSiteHour.host, BlockedSiteHour.category)
+             .order_by(desc(n), BlockedSiteHour.host).limit(TOP))
+    return [(host, category, int(count)) for host, category, count in db.execute(query)]
+
+
+def _utc(day: dt.date, zone: ZoneInfo) -> dt.datetime:
+    """The school's midnight starting ``day``, as naive UTC (how the tables store times)."""
+    start = dt.datetime.combine(day, dt.time(), zone)
+    return start.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+class FigureCache:
+    """The last figures, renewed in the background when older than ``seconds`` (0: never
+    kept, each call computes: what the tests use)."""
+
+    def __init__(self, sessions: sessionmaker[Session], seconds: float,
+                 compute_with: Callable[[Session], Figures] = compute) -> None:
+        self.sessions = sessions
+        self.seconds = seconds
+        self.compute_with = compute_with
+        self._figures: Figures | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+        self._renewing = False
+
+    def get(self) -> Figures:
+        if self.seconds <= 0:
+            return self._compute()
+        with self._lock:
+            figures, fresh = self._figures, time.monotonic() - self._at < self.seconds
+            if figures is not None and not fresh and not self._renewing:
+                self._renewing = True
+                threading.Thread(target=self._renew, name="kalkan-dashboard",
+                                 daemon=True).start()
+        if figures is not None:
+            return figures
+        with self._lock:  # the first view: everyone waits for one computation
+            if self._figures is None:
+                self._figures, self._at = self._compute(), time.monotonic()
+            return self._figures
+
+    def _renew(self) -> None:
+        try:
+            figures = self._compute()
+            with self._lock:
+                self._figures, self._at = figures, time.monotonic()
+        except Exception:  # the old figures stay; the next view tries again
+            log.exception("dashboard: the figures could not be renewed")
+        finally:
+            self._renewing = False
+
+    def _compute(self) -> Figures:
+        with self.sessions() as db:
+            return self.compute_with(db)
