@@ -35,6 +35,8 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
         "accounts.index", "accounts.create", "accounts.edit", "accounts.save",
         "accounts.create_token", "accounts.revoke_token")},
     "audit.index": frozenset({Role.RESPONSIBLE, Role.DIRECTOR}),
+    "dashboard.index": frozenset(READERS), "access_log.index": frozenset(READERS),
+    "access_log.export": frozenset(READERS), "alerts.acknowledge": frozenset(SUPERVISORS),
     # The JSON API: the same rules, with an API token instead of a cookie.
     "api.openapi": PUBLIC, "api.check": EVERYONE, "api.sessions": EVERYONE,
     "api.policy": frozenset(READERS), "api.revisions": frozenset(READERS),
@@ -46,7 +48,7 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
 PEOPLE = {None: None, "aigul": Role.TEACHER, "council": Role.COUNCIL,
           "director": Role.DIRECTOR, "admin": Role.RESPONSIBLE}
 ARGUMENTS = {"group_id": "middle", "number": "1", "session_id": "999", "request_id": "999",
-             "user_id": "999", "token_id": "999", "filename": "kalkan.css"}
+             "user_id": "999", "token_id": "999", "filename": "kalkan.css", "alert_id": "999"}
 
 
 def test_every_route_has_a_decided_access_rule(app: Flask):

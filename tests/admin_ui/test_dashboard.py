@@ -29,7 +29,7 @@ def test_the_dashboard_counts_what_the_writer_stored(school, sqlite_url, staff, 
               + [blocked("doubleclick.net", "ads")] * 2
               + [allowed("bilimland.kz") for _ in range(5)])
     write_events(school, sqlite_url, events, tmp_path)
-    html = staff("admin").page("/dashboard/")
+    html = staff("admin").page("/dashboard/", lang="en")
     # ads are background noise: counted as requests, not as a person's attempts
     assert figure(html, "requests today") == 17
     assert figure(html, "blocked attempts today") == 10
