@@ -62,6 +62,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         db,
         languages,
         lessons,
+        page_formats,
         status,
     )
 
@@ -70,6 +71,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)  # before access: a stale sign-in ends before the roles are checked
     access.init_app(app)
     languages.init_app(app)
+    page_formats.init_app(app)  # after Babel's: replaces its per-call lookups
     for area in (auth, status, dashboard, access_log, alerts_page, council, lessons, accounts,
                  audit, languages, api):
         app.register_blueprint(area.bp)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from flask import Blueprint, abort, flash, redirect, request
 from flask_babel import gettext as _
 from flask_login import current_user
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
@@ -30,8 +30,8 @@ from policies.models import InternetSession, Role, StaffUser
 
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
-SHOWN = 50  # open alerts on one page: more than a teacher can act on in a day
-EVIDENCE_ROWS = 8
+SHOWN = 10  # open alerts on one page: what one can act on at once; the rest are counted
+EVIDENCE_ROWS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +84,11 @@ def open_alerts(db: Session, user: StaffUser, limit: int = SHOWN) -> list[ShownA
                     for host, n in counts[a.id].most_common(EVIDENCE_ROWS)]
         shown.append(ShownAlert(a, evidence))
     return shown
+
+
+def count_open(db: Session, user: StaffUser) -> int:
+    return db.scalar(select(func.count()).select_from(Alert).where(
+        Alert.status == AlertStatus.OPEN.value, *_scope(db, user))) or 0
 
 
 def may_see(db: Session, user: StaffUser, alert: Alert) -> bool:
