@@ -106,3 +106,33 @@ def test_sign_in_lands_readers_on_the_dashboard(staff):
         response = staff().sign_in(username)
         assert response.location.endswith("/dashboard/"), username
     assert staff().sign_in("aigul").location.endswith("/lessons/")
+
+
+def test_postgresql_keeps_the_same_counts_and_the_dashboard_reads_them(postgres_url, tmp_path):
+    from admin_ui.dashboard_figures import compute
+    from admin_ui.staff import give_demo_passwords
+    from policies.database import migrate, open_engine, session_factory
+    from policies.demo import seed_demo
+    from tests.admin_ui.admin_client import FAST_HASH
+
+    engine = open_engine(postgres_url)
+    migrate(engine)
+    sessions = session_factory(engine)
+    with sessions() as db:
+        seed_demo(db)
+        give_demo_passwords(db, method=FAST_HASH)
+    events = [blocked("roblox.com") for _ in range(6)] + [allowed("lib.kg")] * 4
+    write_events(sessions, postgres_url, events, tmp_path)
+    write_events(sessions, postgres_url, [blocked("roblox.com")], tmp_path)  # upserts add
+    with sessions() as db:
+        f = compute(db)
+        assert (f.today.requests, f.today.blocked) == (11, 7)
+        assert f.sites_today == [("roblox.com", "games", 7)]
+        db.execute(text("DELETE FROM access_hours"))
+        db.execute(text("DELETE FROM blocked_site_hours"))
+        backfill(db.connection())  # the migration's query, in PostgreSQL's dialect
+        db.commit()
+        f = compute(db)
+        assert (f.today.requests, f.today.blocked) == (11, 7)
+        assert f.sites_today == [("roblox.com", "games", 7)]
+    engine.dispose()
