@@ -42,7 +42,7 @@ def busy_day(school, sqlite_url, tmp_path):
     return school
 
 
-def test_dashboard_and_log_with_csv_export(browser, busy_day, live, shots, tmp_path):
+def test_dashboard_and_log_with_csv_export(browser, busy_day, live, shots, tmp_path):  # noqa: F811
     for name, options in (("desktop", DESKTOP), ("phone", PHONE)):
         context = open_context(browser, **options, accept_downloads=True)
         try:
