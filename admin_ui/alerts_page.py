@@ -51,22 +51,37 @@ class ShownAlert:
     evidence: list[Evidence]
 
 
-def _scope(db: Session, user: StaffUser) -> list[object]:
+@dataclass(frozen=True, slots=True)
+class OpenAlerts:
+    shown: list[ShownAlert]  # the newest SHOWN
+    total: int  # all open ones the user may see
+
+    @property
+    def more(self) -> int:
+        return self.total - len(self.shown)
+
+
+def _scope(db: Session, user: StaffUser, classes: list[str] | None = None) -> list[object]:
     """The WHERE terms that keep a teacher to their classes and sessions; none for the rest."""
     if user.role != Role.TEACHER:
         return []
-    classes = teacher_class_ids(db, user)
+    if classes is None:
+        classes = teacher_class_ids(db, user)
     sessions = select(InternetSession.id).where(InternetSession.teacher_id == user.id)
     return [or_(Alert.class_id.in_(classes), Alert.session_id.in_(sessions))]
 
 
-def open_alerts(db: Session, user: StaffUser, limit: int = SHOWN) -> list[ShownAlert]:
-    """Open alerts ``user`` may see, newest activity first, each with its evidence."""
-    alerts = list(db.scalars(select(Alert).where(Alert.status == AlertStatus.OPEN.value,
-                                                 *_scope(db, user))
+def open_alerts(db: Session, user: StaffUser, *, classes: list[str] | None = None,
+                limit: int = SHOWN) -> OpenAlerts:
+    """Open alerts ``user`` may see, newest activity first, each with its evidence, and how
+    many there are in all; ``classes``: the teacher's, when the caller has them already."""
+    scope = (Alert.status == AlertStatus.OPEN.value, *_scope(db, user, classes))
+    alerts = list(db.scalars(select(Alert).where(*scope)
                              .order_by(Alert.last_seen.desc(), Alert.id.desc()).limit(limit)))
     if not alerts:
-        return []
+        return OpenAlerts([], 0)
+    total = len(alerts) if len(alerts) < limit else (
+        db.scalar(select(func.count()).select_from(Alert).where(*scope)) or 0)
     rows = db.execute(select(AlertEvidence.alert_id, AlertEvidence.host,
                              AlertEvidence.category, AlertEvidence.time)
                       .where(AlertEvidence.alert_id.in_([a.id for a in alerts]))).all()
@@ -83,12 +98,7 @@ def open_alerts(db: Session, user: StaffUser, limit: int = SHOWN) -> list[ShownA
                              per_alert[a.id][host][1], per_alert[a.id][host][2])
                     for host, n in counts[a.id].most_common(EVIDENCE_ROWS)]
         shown.append(ShownAlert(a, evidence))
-    return shown
-
-
-def count_open(db: Session, user: StaffUser) -> int:
-    return db.scalar(select(func.count()).select_from(Alert).where(
-        Alert.status == AlertStatus.OPEN.value, *_scope(db, user))) or 0
+    return OpenAlerts(shown, total)
 
 
 def may_see(db: Session, user: StaffUser, alert: Alert) -> bool:
@@ -122,8 +132,3 @@ def _back() -> str:
         return target
     return home_url()
 
-
-@bp.app_template_global()
-def severity_word(severity: str) -> str:
-    return {"high": _("serious"), "medium": _("repeated"), "low": _("minor")}.get(
-        severity, severity)

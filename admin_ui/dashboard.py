@@ -13,7 +13,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from admin_ui.access import READERS, roles
-from admin_ui.alerts_page import count_open, open_alerts
+from admin_ui.alerts_page import OpenAlerts, open_alerts
 from admin_ui.charts import stacked_bars
 from admin_ui.dashboard_figures import FigureCache, Figures
 from admin_ui.db import get_db
@@ -51,8 +51,7 @@ def index() -> str:
     db = get_db()
     me = db.get(StaffUser, current_user.id)
     f = figures()
-    alerts = open_alerts(db, me) if me else []
-    open_count = count_open(db, me) if me else 0
+    alerts = open_alerts(db, me) if me else OpenAlerts([], 0)
     sources = list_sources(db)
     updated = [s.last_success_at for s in sources if s.last_success_at]
     return render_template(
@@ -60,8 +59,7 @@ def index() -> str:
         hours_chart=stacked_bars(f.hours_today, label_every=3),
         days_chart=stacked_bars([(d.strftime("%d.%m"), a, b) for d, a, b in f.days]),
         sessions=list_sessions(db), room_names={r.id: r.name for r in db.scalars(select(Room))},
-        alerts=alerts, open_count=open_count, more_alerts=open_count - len(alerts),
-        status=gateway_status(),
+        alerts=alerts, status=gateway_status(),
         revision=latest_revision(db), sources=sources,
         last_update=max(updated) if updated else None,
         failed_sources=[s for s in sources if s.last_error])

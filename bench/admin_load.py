@@ -9,8 +9,8 @@ makes them, with the hourly counts the writer would have kept) is built once and
 ``--cache`` while it is less than a day old: building it takes minutes. Each run adds a lesson
 with students' requests and open alerts, starts the real admin as ``kalkan admin`` serves it
 (werkzeug, threaded) on a loopback port, signs in as the responsible person and as a teacher,
-and then 20 threads ask for the dashboard and the teacher's lesson page in turn, each on a new
-connection, for ``--seconds``. Prints p50/p95/p99 per page and whether p95 <= 150 ms.
+and then 20 threads ask for the dashboard and the teacher's lesson page in turn, each on its own
+connection kept alive, for ``--seconds``. Prints p50/p95/p99 per page and whether p95 <= 150 ms.
 ``--postgres`` does the same on a throw-away PostgreSQL cluster (Debian's package).
 """
 
@@ -132,24 +132,43 @@ def free_port() -> int:
 
 
 class Browser:
-    """A signed-in browser: its cookie, one new connection per request (HTTP/1.0 server)."""
+    """A signed-in browser: its cookie, and a kept-alive connection per thread (as a browser
+    keeps one; the threaded werkzeug server speaks HTTP/1.1)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
         self.cookie = ""
+        self.local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port,
+                                                                timeout=30)
+        return conn
 
     def request(self, method: str, path: str, body: str | None = None) -> tuple[int, str]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         headers = {"Cookie": self.cookie, "Accept-Language": "ru"}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        data = response.read().decode("utf-8", "replace")
+        for attempt in (1, 2):  # the server may have closed a kept-alive connection
+            conn = self._connection()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read().decode("utf-8", "replace")
+                break
+            except (http.client.HTTPException, OSError):
+                conn.close()
+                self.local.conn = None
+                if attempt == 2:
+                    raise
         cookie = response.getheader("Set-Cookie")
         if cookie:
             self.cookie = cookie.split(";", 1)[0]
-        conn.close()
+        if response.getheader("Connection", "").lower() == "close":
+            conn.close()
+            self.local.conn = None
         return response.status, data
 
     def sign_in(self, username: str) -> None:
@@ -183,6 +202,13 @@ def drive(port: int, seconds: float, parallel: int) -> dict[str, list[float]]:
             status, _body = browsers[page].request("GET", PAGES[page][1])
             if status != 200:
                 raise SystemExit(f"{page}: HTTP {status}")
+    for page, (_username, path) in PAGES.items():  # one at a time: what a page itself costs
+        alone = []
+        for _ in range(20):
+            started = time.perf_counter()
+            browsers[page].request("GET", path)
+            alone.append((time.perf_counter() - started) * 1000)
+        print(f"  {page} alone: p50 {statistics.median(alone):.0f} ms", file=sys.stderr)
     times: dict[str, list[float]] = defaultdict(list)
     errors: list[str] = []
     deadline = time.monotonic() + seconds
