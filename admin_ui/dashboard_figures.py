@@ -1,23 +1,27 @@
 """The dashboard's numbers, from the hourly counts (gateway/events/rollup.py), and their cache.
 
-A week of counts is a few thousand rows whatever the size of the access log, so the figures
-take milliseconds; the top sites of a busy week can be larger, so the figures are kept for
-``DASHBOARD_CACHE_SECONDS`` and then recomputed in the background while the previous ones are
-still served: a page view never waits for them, except the very first.
+A week of hourly totals is a few thousand rows whatever the size of the access log. The sites
+per hour can be millions of rows in a busy week, so they are read incrementally
+(:class:`SiteTotals`): a school day's or an hour's site counts are read again only when its
+total in ``access_hours`` differs from what was read, which is exact (the counts only grow)
+and means one hour's rows per renewal on a normal day. The figures are kept for
+``DASHBOARD_CACHE_SECONDS`` and renewed in the background while the previous ones are still
+served: a page view never waits for them, except the very first.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import desc, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from gateway.events.models import BlockedSiteHour, EventLoss, HourCount
@@ -52,8 +56,11 @@ class Figures:
     computed_at: dt.datetime = field(default_factory=utcnow)
 
 
-def compute(db: Session, now: dt.datetime | None = None) -> Figures:
-    """The figures for today and the last seven school days (``now`` naive UTC)."""
+def compute(db: Session, now: dt.datetime | None = None,
+            sites: SiteTotals | None = None) -> Figures:
+    """The figures for today and the last seven school days (``now`` naive UTC); ``sites``
+    keeps what it has read between calls (a fresh one reads everything)."""
+    sites = sites or SiteTotals()
     zone = school_zone(db)
     now = now or utcnow()
     local_today = now.replace(tzinfo=dt.UTC).astimezone(zone).date()
@@ -69,6 +76,7 @@ def compute(db: Session, now: dt.datetime | None = None) -> Figures:
                                          for i in range(DAYS)}
     totals = {"today": [0, 0, 0], "week": [0, 0, 0]}
     categories: dict[str, Counter[str]] = {"today": Counter(), "week": Counter()}
+    blocked_per_hour: Counter[dt.datetime] = Counter()  # real attempts: what sites add up to
     for hour, action, category, noise, count in rows:
         local = hour.replace(tzinfo=dt.UTC).astimezone(zone)
         blocked = action == "block"
@@ -81,6 +89,8 @@ def compute(db: Session, now: dt.datetime | None = None) -> Figures:
             t[2] += count if blocked and noise else 0
             if real_block:
                 categories[span][category] += count
+        if real_block:
+            blocked_per_hour[hour] += count
         if blocked and noise:
             continue  # background: counted, but not drawn as a person's attempt
         column = 1 if real_block else 0
@@ -95,20 +105,71 @@ def compute(db: Session, now: dt.datetime | None = None) -> Figures:
         days=[(d, a, b) for d, (a, b) in per_day.items()],
         categories_today=categories["today"].most_common(TOP),
         categories_week=categories["week"].most_common(TOP),
-        sites_today=_top_sites(db, today_start), sites_week=_top_sites(db, week_start),
+        **sites.top(db, blocked_per_hour, zone, today_start, first_day),
         losses_week=[tuple(r) for r in db.execute(  # type: ignore[misc]
             select(EventLoss.cause, func.sum(EventLoss.count))
             .where(EventLoss.last_at >= week_start).group_by(EventLoss.cause)).all()],
     )
 
 
-def _top_sites(db: Session, since: dt.datetime) -> list[tuple[str, str, int]]:
-    n = func.sum(BlockedSiteHour.count)
-    query = (select(BlockedSiteHour.host, BlockedSiteHour.category, n)
-             .where(BlockedSiteHour.hour >= since)
-             .group_by(BlockedSiteHour.host, BlockedSiteHour.category)
-             .order_by(desc(n), BlockedSiteHour.host).limit(TOP))
-    return [(host, category, int(count)) for host, category, count in db.execute(query)]
+Site = tuple[str, str]  # (host, category)
+
+
+class SiteTotals:
+    """Blocked attempts per site, per past school day and per hour of today, as last read.
+
+    Each entry keeps the total it added up to; when ``access_hours`` says an hour or a day
+    now has another total (new attempts, a journal replayed late), only that one is read
+    again. Past days are summed per day in the database, so a week of a busy school is seven
+    small dictionaries, not 168.
+    """
+
+    def __init__(self) -> None:
+        self.days: dict[dt.date, tuple[int, Counter[Site]]] = {}
+        self.hours: dict[dt.datetime, tuple[int, Counter[Site]]] = {}
+
+    def top(self, db: Session, blocked_per_hour: Counter[dt.datetime], zone: ZoneInfo,
+            today_start: dt.datetime, first_day: dt.date) -> dict[str, list[Any]]:
+        per_day: Counter[dt.date] = Counter()
+        for hour, n in blocked_per_hour.items():
+            if hour < today_start:
+                per_day[hour.replace(tzinfo=dt.UTC).astimezone(zone).date()] += n
+        for day in list(self.days):
+            if day < first_day:
+                del self.days[day]
+        for hour in list(self.hours):
+            if hour < today_start:
+                del self.hours[hour]  # today has become a past day: read as one day
+        for day, n in per_day.items():
+            if self.days.get(day, (None,))[0] != n:
+                start = _utc(day, zone)
+                self.days[day] = self._read(db, start, _utc(day + dt.timedelta(days=1), zone))
+        for hour, n in blocked_per_hour.items():
+            if hour >= today_start and self.hours.get(hour, (None,))[0] != n:
+                self.hours[hour] = self._read(db, hour, hour + dt.timedelta(hours=1))
+        today: Counter[Site] = Counter()
+        for _n, sites in self.hours.values():
+            today.update(sites)
+        week = Counter(today)
+        for _n, sites in self.days.values():
+            week.update(sites)
+        return {"sites_today": _top(today), "sites_week": _top(week)}
+
+    @staticmethod
+    def _read(db: Session, start: dt.datetime, end: dt.datetime) -> tuple[int, Counter[Site]]:
+        n = func.sum(BlockedSiteHour.count)
+        rows = db.execute(select(BlockedSiteHour.host, BlockedSiteHour.category, n)
+                          .where(BlockedSiteHour.hour >= start, BlockedSiteHour.hour < end)
+                          .group_by(BlockedSiteHour.host, BlockedSiteHour.category))
+        sites: Counter[Site] = Counter({(host, category): int(count)
+                                        for host, category, count in rows})
+        return sum(sites.values()), sites
+
+
+def _top(sites: Counter[Site]) -> list[tuple[str, str, int]]:
+    """The TOP sites, most attempts first, then by name (a stable order for equal counts)."""
+    best = heapq.nsmallest(TOP, sites.items(), key=lambda item: (-item[1], item[0]))
+    return [(host, category, n) for (host, category), n in best]
 
 
 def _utc(day: dt.date, zone: ZoneInfo) -> dt.datetime:
@@ -121,11 +182,10 @@ class FigureCache:
     """The last figures, renewed in the background when older than ``seconds`` (0: never
     kept, each call computes: what the tests use)."""
 
-    def __init__(self, sessions: sessionmaker[Session], seconds: float,
-                 compute_with: Callable[[Session], Figures] = compute) -> None:
+    def __init__(self, sessions: sessionmaker[Session], seconds: float) -> None:
         self.sessions = sessions
         self.seconds = seconds
-        self.compute_with = compute_with
+        self.sites = SiteTotals()  # used by one computation at a time (the lock, _renewing)
         self._figures: Figures | None = None
         self._at = 0.0
         self._lock = threading.Lock()
@@ -133,7 +193,8 @@ class FigureCache:
 
     def get(self) -> Figures:
         if self.seconds <= 0:
-            return self._compute()
+            with self.sessions() as db:
+                return compute(db)  # read afresh: views in parallel share nothing
         with self._lock:
             figures, fresh = self._figures, time.monotonic() - self._at < self.seconds
             if figures is not None and not fresh and not self._renewing:
@@ -159,4 +220,4 @@ class FigureCache:
 
     def _compute(self) -> Figures:
         with self.sessions() as db:
-            return self.compute_with(db)
+            return compute(db, sites=self.sites)

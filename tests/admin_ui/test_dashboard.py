@@ -136,3 +136,25 @@ def test_postgresql_keeps_the_same_counts_and_the_dashboard_reads_them(postgres_
         assert (f.today.requests, f.today.blocked) == (11, 7)
         assert f.sites_today == [("roblox.com", "games", 7)]
     engine.dispose()
+
+
+def test_site_totals_read_again_only_what_changed_and_stay_exact(school, sqlite_url, tmp_path):
+    from admin_ui.dashboard_figures import SiteTotals, compute
+
+    day = 86400
+    write_events(school, sqlite_url, [blocked("roblox.com", at=time.time() - 3 * day)] * 3
+                 + [blocked("tiktok.com", "social")] * 2, tmp_path)
+    kept = SiteTotals()
+    with school() as db:
+        first = compute(db, sites=kept)
+    assert first.sites_week == [("roblox.com", "games", 3), ("tiktok.com", "social", 2)]
+    assert first.sites_today == [("tiktok.com", "social", 2)]
+    past_day = next(iter(kept.days.values()))
+    write_events(school, sqlite_url, [blocked("tiktok.com", "social")] * 4
+                 + [blocked("1xbet.com", "gambling", at=time.time() - 3 * day)], tmp_path)
+    with school() as db:
+        again, fresh = compute(db, sites=kept), compute(db)
+    assert again.sites_week == fresh.sites_week == [
+        ("tiktok.com", "social", 6), ("roblox.com", "games", 3), ("1xbet.com", "gambling", 1)]
+    assert again.sites_today == fresh.sites_today == [("tiktok.com", "social", 6)]
+    assert next(iter(kept.days.values())) is not past_day  # the late attempt was read
