@@ -127,6 +127,7 @@ class SiteTotals:
     def __init__(self) -> None:
         self.days: dict[dt.date, tuple[int, Counter[Site]]] = {}
         self.hours: dict[dt.datetime, tuple[int, Counter[Site]]] = {}
+        self._past: tuple[tuple[tuple[dt.date, int], ...], Counter[Site]] = ((), Counter())
 
     def top(self, db: Session, blocked_per_hour: Counter[dt.datetime], zone: ZoneInfo,
             today_start: dt.datetime, first_day: dt.date) -> dict[str, list[Any]]:
@@ -150,9 +151,14 @@ class SiteTotals:
         today: Counter[Site] = Counter()
         for _n, sites in self.hours.values():
             today.update(sites)
-        week = Counter(today)
-        for _n, sites in self.days.values():
-            week.update(sites)
+        key = tuple(sorted((day, n) for day, (n, _sites) in self.days.items()))
+        if self._past[0] != key:  # the past days' sum, made again only when one changed
+            past: Counter[Site] = Counter()
+            for _n, sites in self.days.values():
+                past.update(sites)
+            self._past = (key, past)
+        week = self._past[1].copy()
+        week.update(today)
         return {"sites_today": _top(today), "sites_week": _top(week)}
 
     @staticmethod

@@ -6,10 +6,10 @@
 
 The SQLite database (10 million access events over the last 30 days, as bench/events_bench.py
 makes them, with the hourly counts the writer would have kept) is built once and reused from
-``--cache`` while it is less than a day old: building it takes minutes. Each run adds a lesson
-with students' requests and open alerts, starts the real admin as ``kalkan admin`` serves it
-(werkzeug, threaded) on a loopback port, signs in as the responsible person and as a teacher,
-and then 20 threads ask for the dashboard and the teacher's lesson page in turn, each on its own
+``--cache`` while it is less than a day old: building it takes minutes. Each run replaces the
+previous run's lesson, students' requests and open alerts with new ones, starts the real
+admin as ``kalkan admin`` serves it (werkzeug, threaded) on a loopback port, signs in as the
+responsible person and as a teacher, and then 20 threads ask for the dashboard and the teacher's lesson page in turn, each on its own
 connection kept alive, for ``--seconds``. Prints p50/p95/p99 per page and whether p95 <= 150 ms.
 ``--postgres`` does the same on a throw-away PostgreSQL cluster (Debian's package).
 """
@@ -103,7 +103,14 @@ def build(url: str, rows: int) -> None:
 def add_lesson_and_alerts(url: str) -> None:
     """An open lesson of aigul's with students' requests, and open alerts about her class."""
     sessions = session_factory(open_engine(url))
-    with sessions() as db:
+    with sessions() as db:  # what an earlier run added goes first
+        db.execute(text("DELETE FROM alert_evidence WHERE alert_id IN "
+                        "(SELECT id FROM alerts WHERE dedup_key LIKE 'bench|%')"))
+        db.execute(text("DELETE FROM alerts WHERE dedup_key LIKE 'bench|%'"))
+        db.execute(text("DELETE FROM site_requests"))
+        db.execute(text("UPDATE internet_sessions SET closed_at = :now WHERE closed_at IS NULL"),
+                   {"now": utcnow()})
+        db.commit()
         session = open_session(db, room="lab1", teacher="aigul", class_id="7B", minutes=90)
         now = utcnow()
         for i in range(6):
@@ -295,22 +302,18 @@ def main() -> None:
     args.cache.mkdir(parents=True, exist_ok=True)
     label = f"{args.rows // 1_000_000}M" if args.rows >= 1_000_000 else str(args.rows)
     cached = args.cache / f"admin-{args.rows}.db"
-    if args.rebuild or not cached.exists() or time.time() - cached.stat().st_mtime > 86400:
-        for stale in args.cache.glob(f"admin-{args.rows}.db*"):
+    built = args.cache / f"admin-{args.rows}.built"  # when: the file's own time moves
+    if args.rebuild or not built.exists() or time.time() - built.stat().st_mtime > 86400:
+        for stale in args.cache.glob(f"admin-{args.rows}.*"):
             stale.unlink()
         started = time.perf_counter()
         build(f"sqlite:///{cached}.building", args.rows)
         os.replace(f"{cached}.building", cached)
+        built.touch()
         print(f"  built {args.rows} events in {time.perf_counter() - started:.0f} s "
               f"({cached.stat().st_size >> 20} MB)", file=sys.stderr)
-    work_copy = args.cache / "run.db"  # a copy: the run's lesson and alerts stay out of it
-    shutil.copyfile(cached, work_copy)
-    try:
-        add_lesson_and_alerts(f"sqlite:///{work_copy}")
-        run_admin(f"sqlite:///{work_copy}", args.seconds, args.parallel, f"sqlite {label}")
-    finally:
-        for f in args.cache.glob("run.db*"):
-            f.unlink()
+    add_lesson_and_alerts(f"sqlite:///{cached}")
+    run_admin(f"sqlite:///{cached}", args.seconds, args.parallel, f"sqlite {label}")
     if args.postgres:
         with postgres_cluster() as pg_url:
             if pg_url is None:
