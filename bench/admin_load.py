@@ -9,8 +9,9 @@ makes them, with the hourly counts the writer would have kept) is built once and
 ``--cache`` while it is less than a day old: building it takes minutes. Each run replaces the
 previous run's lesson, students' requests and open alerts with new ones, starts the real
 admin as ``kalkan admin`` serves it (werkzeug, threaded) on a loopback port, signs in as the
-responsible person and as a teacher, and then 20 threads ask for the dashboard and the teacher's lesson page in turn, each on its own
-connection kept alive, for ``--seconds``. Prints p50/p95/p99 per page and whether p95 <= 150 ms.
+responsible person and as a teacher, and then 20 threads ask for the dashboard and the
+teacher's lesson page in turn, each on its own connection kept alive, for ``--seconds``.
+Prints p50/p95/p99 per page and whether p95 <= 150 ms.
 ``--postgres`` does the same on a throw-away PostgreSQL cluster (Debian's package).
 """
 
