@@ -31,6 +31,7 @@ from policies.models import InternetSession, Role, StaffUser
 bp = Blueprint("alerts", __name__, url_prefix="/alerts")
 
 SHOWN = 10  # open alerts on one page: what one can act on at once; the rest are counted
+SHOWN_ON_PHONE = 5  # on the teacher's lesson page, between other things on a small screen
 EVIDENCE_ROWS = 5
 
 
@@ -72,7 +73,7 @@ def _scope(db: Session, user: StaffUser, classes: list[str] | None = None) -> li
 
 
 def open_alerts(db: Session, user: StaffUser, *, classes: list[str] | None = None,
-                limit: int = SHOWN) -> OpenAlerts:
+                limit: int = SHOWN, evidence_rows: int = EVIDENCE_ROWS) -> OpenAlerts:
     """Open alerts ``user`` may see, newest activity first, each with its evidence, and how
     many there are in all; ``classes``: the teacher's, when the caller has them already."""
     scope = (Alert.status == AlertStatus.OPEN.value, *_scope(db, user, classes))
@@ -96,7 +97,7 @@ def open_alerts(db: Session, user: StaffUser, *, classes: list[str] | None = Non
     for a in alerts:
         evidence = [Evidence(host, per_alert[a.id][host][0], n,  # type: ignore[arg-type]
                              per_alert[a.id][host][1], per_alert[a.id][host][2])
-                    for host, n in counts[a.id].most_common(EVIDENCE_ROWS)]
+                    for host, n in counts[a.id].most_common(evidence_rows)]
         shown.append(ShownAlert(a, evidence))
     return OpenAlerts(shown, total)
 
