@@ -298,23 +298,26 @@ def main() -> None:
     parser.add_argument("--rebuild", action="store_true")
     parser.add_argument("--postgres", action="store_true",
                         help="Also run against a throw-away PostgreSQL cluster.")
+    parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args()
 
     args.cache.mkdir(parents=True, exist_ok=True)
     label = f"{args.rows // 1_000_000}M" if args.rows >= 1_000_000 else str(args.rows)
     cached = args.cache / f"admin-{args.rows}.db"
     built = args.cache / f"admin-{args.rows}.built"  # when: the file's own time moves
-    if args.rebuild or not built.exists() or time.time() - built.stat().st_mtime > 86400:
-        for stale in args.cache.glob(f"admin-{args.rows}.*"):
-            stale.unlink()
+    stale = not built.exists() or time.time() - built.stat().st_mtime > 86400
+    if not args.skip_sqlite and (args.rebuild or stale):
+        for old in args.cache.glob(f"admin-{args.rows}.*"):
+            old.unlink()
         started = time.perf_counter()
         build(f"sqlite:///{cached}.building", args.rows)
         os.replace(f"{cached}.building", cached)
         built.touch()
         print(f"  built {args.rows} events in {time.perf_counter() - started:.0f} s "
               f"({cached.stat().st_size >> 20} MB)", file=sys.stderr)
-    add_lesson_and_alerts(f"sqlite:///{cached}")
-    run_admin(f"sqlite:///{cached}", args.seconds, args.parallel, f"sqlite {label}")
+    if not args.skip_sqlite:
+        add_lesson_and_alerts(f"sqlite:///{cached}")
+        run_admin(f"sqlite:///{cached}", args.seconds, args.parallel, f"sqlite {label}")
     if args.postgres:
         with postgres_cluster() as pg_url:
             if pg_url is None:
