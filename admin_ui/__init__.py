@@ -52,13 +52,16 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from admin_ui import (
         access,
+        access_log,
         accounts,
+        alerts_page,
         api,
         audit,
         auth,
         blocklist_sources,
         classes,
         council,
+        dashboard,
         db,
         devices,
         district,
@@ -66,6 +69,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         lessons,
         notification_settings,
         operations,
+        page_formats,
         review_queue,
         rooms,
         status,
@@ -78,10 +82,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     auth.init_app(app)  # before access: a stale sign-in ends before the roles are checked
     access.init_app(app)
     languages.init_app(app)
+    page_formats.init_app(app)  # after Babel's: replaces its per-call lookups
     district.init_app(app)
-    for area in (auth, status, council, devices, lessons, accounts, audit, languages, api,
-                 rooms, classes, students, timetable, review_queue, blocklist_sources,
-                 notification_settings, district, operations):
+    for area in (auth, status, dashboard, access_log, alerts_page, council, devices, lessons,
+                 accounts, audit, languages, api, rooms, classes, students, timetable,
+                 review_queue, blocklist_sources, notification_settings, district, operations):
         app.register_blueprint(area.bp)
     csrf.exempt(api.bp)  # token-authenticated only (access.enforce): no cookie, no CSRF
 

@@ -106,6 +106,8 @@ class KalkanSessionInterface(SecureCookieSessionInterface):
 def home_url() -> str:
     if current_user.is_authenticated and current_user.role == Role.TEACHER:
         return url_for("lessons.index")
+    if current_user.is_authenticated:
+        return url_for("dashboard.index")  # the council, the responsible person, the director
     return url_for("status.index")
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from admin_ui.access import SUPERVISORS, roles
+from admin_ui.alerts_page import SHOWN_ON_PHONE, open_alerts
 from admin_ui.audit import record
 from admin_ui.db import get_db, get_engine
 from admin_ui.lesson_requests import approve, open_sessions_of, pending_for, refuse
@@ -70,10 +71,14 @@ def index() -> str:
     db = get_db()
     me = _me()
     rooms = _student_rooms()
+    classes = classes_for(me)
+    alerts = open_alerts(db, me, classes=[c.id for c in classes], limit=SHOWN_ON_PHONE,
+                         evidence_rows=3)
     return render_template(
-        "lessons/index.html", sessions=open_sessions_of(db, me.id), classes=classes_for(me),
+        "lessons/index.html", sessions=open_sessions_of(db, me.id), classes=classes,
         rooms=rooms, room_names={r.id: r.name for r in db.scalars(select(Room))},
-        pending=pending_for(db, me.id), lengths=LENGTHS, extensions=EXTENSIONS,
+        pending=pending_for(db, me.id), alerts=alerts, lengths=LENGTHS,
+        extensions=EXTENSIONS,
         poll_seconds=current_app.config.get("LESSONS_POLL_SECONDS", POLL_SECONDS),
         last_room=request.cookies.get("kalkan_room"))
 

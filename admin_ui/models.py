@@ -53,6 +53,7 @@ class AuditAction(StrEnum):
     LESSON_REMOVED = "lesson_removed"
     TIMETABLE_IMPORTED = "timetable_imported"
     SCHOOL_VIEWED = "school_viewed"  # district staff opened this school's pages
+    ALERT_ACKNOWLEDGED = "alert_acknowledged"
 
 
 class AuditEntry(Base):

@@ -130,3 +130,29 @@ class PipelineState(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class HourCount(Base):
+    """Recorded requests per hour, action, category and noise: the dashboard's charts and
+    totals without counting ten million rows. Kept exact by :mod:`gateway.events.rollup`, in
+    the same transaction as the rows it counts (allowed counts included).
+
+    ``category`` and ``noise`` are '' for none: primary-key columns cannot be NULL.
+    """
+
+    __tablename__ = "access_hours"
+    hour: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)
+    action: Mapped[str] = mapped_column(String(8), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    noise: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class BlockedSiteHour(Base):
+    """Blocked attempts (not noise) per hour and site: the dashboard's top blocked sites."""
+
+    __tablename__ = "blocked_site_hours"
+    hour: Mapped[dt.datetime] = mapped_column(DateTime, primary_key=True)
+    host: Mapped[str] = mapped_column(String(253), primary_key=True)
+    category: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -49,6 +49,8 @@ EXPECTED: dict[str, str | frozenset[Role]] = {
         "accounts.create_token", "accounts.revoke_token")},
     "audit.index": frozenset({Role.RESPONSIBLE, Role.DIRECTOR}),
     "district.choose": frozenset({Role.DISTRICT}),  # district mode: look at another school
+    "dashboard.index": frozenset(READERS), "access_log.index": frozenset(READERS),
+    "access_log.export": frozenset(READERS), "alerts.acknowledge": frozenset(SUPERVISORS),
     # The JSON API: the same rules, with an API token instead of a cookie.
     "api.openapi": PUBLIC, "api.check": EVERYONE, "api.sessions": EVERYONE,
     "api.policy": frozenset(READERS), "api.revisions": frozenset(READERS),
@@ -62,7 +64,8 @@ PEOPLE = {None: None, "aigul": Role.TEACHER, "council": Role.COUNCIL,
 ARGUMENTS = {"group_id": "middle", "number": "1", "session_id": "999", "request_id": "999",
              "user_id": "999", "token_id": "999", "filename": "kalkan.css", "class_id": "7B",
              "lesson_id": "999", "name": "no-such-source",
-             "mac": "52:54:00:10:01:01", "service": "dns"}
+             "mac": "52:54:00:10:01:01", "service": "dns",
+             "alert_id": "999"}
 
 
 def test_every_route_has_a_decided_access_rule(app: Flask):

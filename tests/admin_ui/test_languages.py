@@ -113,7 +113,8 @@ PAGES = {
     "admin": ["/", "/accounts/", "/accounts/2", "/accounts/me", "/audit/", "/check",
               "/check?host=lib.kg&group=middle", "/policy", "/council/",
               "/council/groups/middle", "/council/sites", "/council/history",
-              "/council/history/1", "/council/history/2", "/council/import", "/no-such-page"],
+              "/council/history/1", "/council/history/2", "/council/import", "/no-such-page",
+              "/dashboard/", "/log/", "/log/?action=block&site=roblox"],
     "aigul": ["/lessons/", "/lessons/requests", "/council/"],
     None: ["/login"],
 }

@@ -5,7 +5,7 @@ students "unless their session allows it"; the proxy's download rule reads this 
 Existing sessions get false (server default), as they were opened without it.
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0009
 Create Date: 2026-11-25 02:30:00
 """
 from alembic import op
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 revision = '0010'
-down_revision = '0005'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 

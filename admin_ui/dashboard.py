@@ -1,0 +1,96 @@
+"""The responsible person's dashboard (regulations 2.5, 2.7): use and blocks over time, the
+most blocked sites and categories, lessons in progress, open alerts, and whether the gateway
+is filtering (DNS, upstreams, event writers, blocklists).
+
+The landing page of the council, the responsible person and the director. The counts come
+from :mod:`admin_ui.dashboard_figures`; the rest is small and read at each view.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, render_template
+from flask_babel import gettext as _
+from flask_login import current_user
+from markupsafe import Markup
+from sqlalchemy import select
+
+from admin_ui.access import READERS, roles
+from admin_ui.alerts_page import OpenAlerts, open_alerts
+from admin_ui.charts import stacked_bars
+from admin_ui.dashboard_figures import FigureCache, Figures
+from admin_ui.db import get_db
+from admin_ui.languages import current_language
+from blocklists.sources import list_sources
+from gateway.status import GatewayStatus, read_status
+from policies.models import Room, StaffUser
+from policies.revisions import latest_revision
+from policies.sessions import list_sessions
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+
+CACHE_SECONDS = 15.0  # how old the counts may be (config DASHBOARD_CACHE_SECONDS)
+STATUS_SECONDS = 2.0  # the gateway's processes write their status every 3 s
+
+
+def figures() -> Figures:
+    cache = current_app.extensions.get("kalkan.dashboard")
+    if cache is None:
+        get_db()  # makes the session factory when the app has none yet
+        cache = FigureCache(current_app.extensions["kalkan.sessions"],
+                            current_app.config.get("DASHBOARD_CACHE_SECONDS", CACHE_SECONDS))
+        current_app.extensions["kalkan.dashboard"] = cache
+    return cache.get()
+
+
+def gateway_status() -> GatewayStatus | None:
+    """What the gateway's processes last wrote, when this admin runs beside them
+    (``kalkan run`` gives the config); None for an admin on its own."""
+    config = current_app.config.get("KALKAN_CONFIG")
+    if config is None:
+        return None
+    at, status = current_app.extensions.get("kalkan.gateway_status", (0.0, None))
+    if status is None or time.monotonic() - at > STATUS_SECONDS:
+        status = read_status(config, get_db())
+        current_app.extensions["kalkan.gateway_status"] = (time.monotonic(), status)
+    return status
+
+
+def charts(f: Figures) -> tuple[Markup, Markup]:
+    """The two charts as SVG, drawn once per figures and language: hundreds of numbers that
+    would otherwise be formatted and escaped again at every view."""
+    key = (f.computed_at, current_language())
+    cache = current_app.extensions.setdefault("kalkan.dashboard_charts", {})
+    drawn = cache.get(key)
+    if drawn is None:
+        hours = render_template("dashboard/_chart.html", chart=stacked_bars(
+            f.hours_today, label_every=3), title=_("Requests and blocked attempts today, per hour"))
+        days = render_template("dashboard/_chart.html", chart=stacked_bars(
+            [(d.strftime("%d.%m"), a, b) for d, a, b in f.days]),
+            title=_("Requests and blocked attempts in the last 7 days"))
+        drawn = (Markup(hours), Markup(days))
+        if len(cache) > 20:  # old figures' charts: five languages, a few renewals
+            cache.clear()
+        cache[key] = drawn
+    return drawn
+
+
+@bp.get("/")
+@roles(*READERS)
+def index() -> str:
+    db = get_db()
+    me = db.get(StaffUser, current_user.id)
+    f = figures()
+    alerts = open_alerts(db, me) if me else OpenAlerts([], 0)
+    sources = list_sources(db)
+    updated = [s.last_success_at for s in sources if s.last_success_at]
+    return render_template(
+        "dashboard/index.html", f=f,
+        charts=charts(f),
+        sessions=list_sessions(db), room_names={r.id: r.name for r in db.scalars(select(Room))},
+        alerts=alerts, status=gateway_status(),
+        revision=latest_revision(db), sources=sources,
+        last_update=max(updated) if updated else None,
+        failed_sources=[s for s in sources if s.last_error])
+
