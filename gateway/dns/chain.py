@@ -17,6 +17,7 @@ from gateway.dns.counters import DnsCounters
 from gateway.dns.event_tap import EventTapResolver
 from gateway.dns.policy import BlockConfig, PolicyResolver
 from gateway.dns.query import Resolver
+from gateway.dns.replay import ReplayMemo
 from gateway.dns.safe_search import SafeSearchConfig, SafeSearchResolver
 from gateway.dns.upstream import UpstreamConfig, UpstreamResolver
 from gateway.events.queue import EventQueue
@@ -44,6 +45,7 @@ class Chain:
     first: Resolver
     cache: CachingResolver
     upstream: UpstreamResolver
+    replay: ReplayMemo
 
 
 def build_chain(config: ChainConfig, engine: Engine, events: EventQueue,
@@ -71,4 +73,7 @@ def build_chain(config: ChainConfig, engine: Engine, events: EventQueue,
     for part in (config.access, config.canary, config.block, config.safe_search, config.cache,
                  config.upstream):
         log.info("dns: %s", part.describe())
-    return Chain(first, cache, upstream)
+    # Beside the chain, not in it: the server asks it before the chain, and it answers only
+    # repeats of what the chain answered in this second, rate limit and event included.
+    replay = ReplayMemo(engine, access, events, counters)
+    return Chain(first, cache, upstream, replay)

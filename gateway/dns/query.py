@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from gateway.dns.wire import Question, Scanned
@@ -46,8 +46,8 @@ class DnsReason(StrEnum):
 class Query:
     """One query on its way through the chain; links leave notes on it for later links."""
 
-    __slots__ = ("bypass", "client", "data", "decision", "question", "quiet", "reason",
-                 "started", "udp")
+    __slots__ = ("bypass", "client", "data", "decision", "event", "question", "quiet",
+                 "reason", "started", "udp")
 
     def __init__(self, question: Question, data: bytes, client: str, udp: bool,
                  started: float) -> None:
@@ -60,6 +60,7 @@ class Query:
         self.reason: str | None = None  # a DnsReason when a link answers without a decision
         self.bypass = False
         self.quiet = False  # True: no event (a rate-limited flood is reported once a minute)
+        self.event: tuple | None = None  # the access event the tap made, for the replay memo
 
 
 class Answer:
@@ -70,17 +71,18 @@ class Answer:
     Links treat an Answer as immutable: a cache entry hands out the same one for a second.
     """
 
-    __slots__ = ("edns", "kind", "names", "rcode", "scan", "wire")
+    __slots__ = ("edns", "entry", "kind", "names", "rcode", "scan", "wire")
 
     def __init__(self, wire: bytes, kind: AnswerKind, rcode: int = 0,
                  names: tuple[str, ...] = (), edns: bytes | None = None,
-                 scan: Scanned | None = None) -> None:
+                 scan: Scanned | None = None, entry: Any = None) -> None:
         self.wire = wire
         self.kind = kind
         self.rcode = rcode
         self.names = names
         self.edns = edns
         self.scan = scan  # the upstream link's reading of the response, for the cache
+        self.entry = entry  # the cache entry it came from: a replay counts as a hit on it
 
     def __repr__(self) -> str:
         return f"<Answer {self.kind} rcode={self.rcode} {len(self.wire)} bytes>"

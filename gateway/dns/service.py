@@ -92,7 +92,7 @@ class DnsService:
                                          safe_search_file=safe_search_file)
         self.chain = build_chain(self.chain_config, engine, self.events, self.counters)
         self.server = DnsServer(self.chain.first, self.counters, self.listen,
-                                reuse_port=reuse_port)
+                                reuse_port=reuse_port, replay=self.chain.replay)
         self.status_path = status_path
         self.worker = worker
         self.watch = watch  # seconds between policy version polls; None: the caller watches
