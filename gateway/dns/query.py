@@ -27,6 +27,7 @@ class AnswerKind(StrEnum):
     BLOCKED = "blocked"
     REWRITTEN = "rewritten"  # safe search: a CNAME to the engine's safe variant
     CANARY = "canary"
+    LOCAL = "local"  # a private or special reverse zone (RFC 6303), answered here
     REFUSED = "refused"
     SERVFAIL = "servfail"
 
@@ -41,6 +42,7 @@ class DnsReason(StrEnum):
     RATE_LIMITED = "rate_limited"
     CANARY = "canary"  # DoH and iCloud Private Relay canaries: told "no such name"
     UPSTREAM_FAILURE = "upstream_failure"
+    LOCAL_ZONE = "local_zone"  # RFC 6303: a private reverse zone, never asked upstream
 
 
 class Query:
