@@ -8,10 +8,13 @@ second. So the server keeps, per client, the packet as it came (without its ID) 
 response the chain gave, and answers a repeat with the client's ID and those bytes.
 
 A repeat still goes through what must happen for every query: the client's rate limit, the
-counters, and an access event (the first one's, with this query's time and latency). Only
-answers that depend on nothing but the client, the packet, the snapshot and the second are
-kept: cache hits and block answers over UDP. Everything else (an upstream answer, a stale
-one, SERVFAIL, a refusal, TCP) goes through the chain every time.
+counters, the cache entry's popularity, and an access event (the first one's, with this
+query's time and latency). Only cache hits over UDP are kept: they depend on nothing but the
+client, the packet, the snapshot and the second, and they are what clients repeat. Block
+answers are not kept: a blocked name is seldom asked twice in a second by the same client
+(its answer is cached by the client for ``BLOCK_TTL``), and keeping every one cost a fresh
+blocked name 2–3 µs, more than replaying the rare repeat saves. Everything else (an upstream
+answer, a stale one, SERVFAIL, a refusal, TCP) goes through the chain every time.
 
 The memo is emptied at every new second and when the snapshot changes, so it never holds an
 answer the chain would not give now; it holds at most :data:`MAX_PACKETS` packets.
@@ -30,18 +33,17 @@ from gateway.events.queue import EventQueue
 from policies.engine import Engine
 
 MAX_PACKETS = 50_000  # 50,000 × ~200 bytes: ~10 MB at worst, gone within a second
-_REPLAYABLE = frozenset({AnswerKind.CACHED, AnswerKind.BLOCKED})
+_CACHED = AnswerKind.CACHED
 _new_event = tuple.__new__  # AccessEvent(...) without NamedTuple's Python-level __new__
 _time = time.time
 
 
 class _Replay:
-    __slots__ = ("blocked", "entry", "event", "tail")
+    __slots__ = ("entry", "event", "tail")
 
-    def __init__(self, tail: bytes, event: tuple, blocked: bool, entry: Any) -> None:
+    def __init__(self, tail: bytes, event: tuple, entry: Any) -> None:
         self.tail = tail  # the response without its ID
         self.event = event  # the access event's fields from channel to bypass
-        self.blocked = blocked
         self.entry = entry  # the cache entry of a cached answer: its hits make it popular
 
 
@@ -73,11 +75,8 @@ class ReplayMemo:
             return None  # a flooding client goes the long way, to its refusal
         counters = self.counters
         counters.queries += 1
-        if replay.blocked:
-            counters.blocked += 1
-        else:
-            counters.cache_hits += 1
-            replay.entry.hits += 1  # popular names are prefetched (gateway/dns/cache.py)
+        counters.cache_hits += 1
+        replay.entry.hits += 1  # popular names are prefetched (gateway/dns/cache.py)
         self.events.put(_new_event(AccessEvent, (now, *replay.event,
                                                  (_time() - now) * 1000.0)))
         return data[:2] + replay.tail
@@ -85,15 +84,14 @@ class ReplayMemo:
     def remember(self, data: bytes, client: str, response: bytes | bytearray, answer: Answer,
                  event: AccessEvent | None) -> None:
         """Keep the chain's response to ``data`` if a repeat may be answered with it."""
-        if event is None or answer.kind not in _REPLAYABLE or self._size >= MAX_PACKETS:
+        if answer.kind is not _CACHED or event is None or self._size >= MAX_PACKETS:
             return
         if int(event[0]) != self._second:
             return  # the packet came in the previous second: its answer may have changed
         packets = self._clients.get(client)
         if packets is None:
             packets = self._clients[client] = {}
-        packets[data[2:]] = _Replay(bytes(response[2:]), tuple(event[1:16]),
-                                    answer.kind is AnswerKind.BLOCKED, answer.entry)
+        packets[data[2:]] = _Replay(bytes(response[2:]), tuple(event[1:16]), answer.entry)
         self._size += 1
 
     def _start(self, now: float) -> None:
