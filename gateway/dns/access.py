@@ -80,6 +80,22 @@ class AccessResolver:
                           Rcode.REFUSED)
         return self.next.resolve(query)
 
+    def admit(self, client: str) -> bool:
+        """Take one token for a repeat answered without the chain (gateway/dns/replay.py);
+        False when the bucket is empty, and the query must go the long way to its refusal."""
+        bucket = self._buckets.get(client)
+        if bucket is None or not bucket[3]:
+            return False
+        now = time.monotonic()
+        tokens = bucket[0] + (now - bucket[1]) * self._rate
+        if tokens > self._burst:
+            tokens = self._burst
+        if tokens < 1.0:
+            return False
+        bucket[0] = tokens - 1.0
+        bucket[1] = now
+        return True
+
     def _limited(self, query: Query, bucket: list[float], now: float) -> Answer:
         self.counters.rate_limited += 1
         query.reason = DnsReason.RATE_LIMITED

@@ -112,7 +112,7 @@ class Entry:
         for offset, ttl in zip(self.offsets, self.ttls, strict=True):
             _TTL.pack_into(wire, offset, ttl - elapsed if ttl > elapsed else 0)
         base = bytes(wire)
-        return Answer(base, kind, self.rcode, self.names, with_opt(base, self.do))
+        return Answer(base, kind, self.rcode, self.names, with_opt(base, self.do), entry=self)
 
 
 def cache_key(question: Question) -> bytes:

@@ -15,8 +15,10 @@ from gateway.dns.cache import CacheConfig, CachingResolver
 from gateway.dns.canary import CanaryConfig, CanaryResolver
 from gateway.dns.counters import DnsCounters
 from gateway.dns.event_tap import EventTapResolver
+from gateway.dns.local_zones import LocalZonesConfig, LocalZonesResolver
 from gateway.dns.policy import BlockConfig, PolicyResolver
 from gateway.dns.query import Resolver
+from gateway.dns.replay import ReplayMemo
 from gateway.dns.safe_search import SafeSearchConfig, SafeSearchResolver
 from gateway.dns.upstream import UpstreamConfig, UpstreamResolver
 from gateway.events.queue import EventQueue
@@ -30,6 +32,7 @@ class ChainConfig:
     """Each link's own settings, nothing more (see each link's ``from_…`` constructor)."""
 
     access: AccessConfig
+    local_zones: LocalZonesConfig
     canary: CanaryConfig
     block: BlockConfig
     safe_search: SafeSearchConfig
@@ -44,6 +47,7 @@ class Chain:
     first: Resolver
     cache: CachingResolver
     upstream: UpstreamResolver
+    replay: ReplayMemo
 
 
 def build_chain(config: ChainConfig, engine: Engine, events: EventQueue,
@@ -64,11 +68,17 @@ def build_chain(config: ChainConfig, engine: Engine, events: EventQueue,
     # Before policy: the canaries get NXDOMAIN for every group, staff included, since
     # browsers ask them on their own, not the person at the keyboard.
     canary = CanaryResolver(config.canary, policy)
+    # Before policy and the upstreams: a private address's reverse name means nothing outside
+    # the school (RFC 6303), for every group; after access, so outsiders learn nothing.
+    local_zones = LocalZonesResolver(config.local_zones, canary)
     # Before anything that costs work or reveals anything: outsiders and floods stop here.
-    access = AccessResolver(config.access, counters, canary)
+    access = AccessResolver(config.access, counters, local_zones)
     # First: sees every answer, refusals included, with what the links below left on it.
     first = EventTapResolver(events, access)
-    for part in (config.access, config.canary, config.block, config.safe_search, config.cache,
-                 config.upstream):
+    for part in (config.access, config.local_zones, config.canary, config.block,
+                 config.safe_search, config.cache, config.upstream):
         log.info("dns: %s", part.describe())
-    return Chain(first, cache, upstream)
+    # Beside the chain, not in it: the server asks it before the chain, and it answers only
+    # repeats of what the chain answered in this second, rate limit and event included.
+    replay = ReplayMemo(engine, access, events, counters)
+    return Chain(first, cache, upstream, replay)

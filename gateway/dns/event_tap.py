@@ -66,8 +66,9 @@ class EventTapResolver:
                 reason = _UPSTREAM_FAILURE
             elif kind is _REWRITTEN:
                 reason = _SAFE_SEARCH
-        self.events.put(_new_event(AccessEvent, (
+        query.event = event = _new_event(AccessEvent, (
             query.started, _DNS, query.client, question.qname, action, reason,
             decision.category, QTYPE_TEXT.get(question.qtype) or str(question.qtype), None,
             decision.group, decision.room, decision.device, decision.session, decision.rule,
-            decision.revision, query.bypass, latency)))
+            decision.revision, query.bypass, latency))
+        self.events.put(event)

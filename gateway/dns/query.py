@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from gateway.dns.wire import Question, Scanned
@@ -27,6 +27,7 @@ class AnswerKind(StrEnum):
     BLOCKED = "blocked"
     REWRITTEN = "rewritten"  # safe search: a CNAME to the engine's safe variant
     CANARY = "canary"
+    LOCAL = "local"  # a private or special reverse zone (RFC 6303), answered here
     REFUSED = "refused"
     SERVFAIL = "servfail"
 
@@ -41,13 +42,14 @@ class DnsReason(StrEnum):
     RATE_LIMITED = "rate_limited"
     CANARY = "canary"  # DoH and iCloud Private Relay canaries: told "no such name"
     UPSTREAM_FAILURE = "upstream_failure"
+    LOCAL_ZONE = "local_zone"  # RFC 6303: a private reverse zone, never asked upstream
 
 
 class Query:
     """One query on its way through the chain; links leave notes on it for later links."""
 
-    __slots__ = ("bypass", "client", "data", "decision", "question", "quiet", "reason",
-                 "started", "udp")
+    __slots__ = ("bypass", "client", "data", "decision", "event", "question", "quiet",
+                 "reason", "started", "udp")
 
     def __init__(self, question: Question, data: bytes, client: str, udp: bool,
                  started: float) -> None:
@@ -60,6 +62,7 @@ class Query:
         self.reason: str | None = None  # a DnsReason when a link answers without a decision
         self.bypass = False
         self.quiet = False  # True: no event (a rate-limited flood is reported once a minute)
+        self.event: tuple | None = None  # the access event the tap made, for the replay memo
 
 
 class Answer:
@@ -70,17 +73,18 @@ class Answer:
     Links treat an Answer as immutable: a cache entry hands out the same one for a second.
     """
 
-    __slots__ = ("edns", "kind", "names", "rcode", "scan", "wire")
+    __slots__ = ("edns", "entry", "kind", "names", "rcode", "scan", "wire")
 
     def __init__(self, wire: bytes, kind: AnswerKind, rcode: int = 0,
                  names: tuple[str, ...] = (), edns: bytes | None = None,
-                 scan: Scanned | None = None) -> None:
+                 scan: Scanned | None = None, entry: Any = None) -> None:
         self.wire = wire
         self.kind = kind
         self.rcode = rcode
         self.names = names
         self.edns = edns
         self.scan = scan  # the upstream link's reading of the response, for the cache
+        self.entry = entry  # the cache entry it came from: a replay counts as a hit on it
 
     def __repr__(self) -> str:
         return f"<Answer {self.kind} rcode={self.rcode} {len(self.wire)} bytes>"

@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 
 from gateway.dns.counters import DnsCounters
 from gateway.dns.query import Answer, Query, Resolver
+from gateway.dns.replay import ReplayMemo
 from gateway.dns.wire import (
     OPCODE_MASK,
     QR,
@@ -45,14 +46,21 @@ _QR_OR_OPCODE = QR | OPCODE_MASK
 class _Handler:
     """Reads a packet, runs the chain, writes the answer: shared by UDP and TCP."""
 
-    def __init__(self, chain: Resolver, counters: DnsCounters) -> None:
+    def __init__(self, chain: Resolver, counters: DnsCounters,
+                 replay: ReplayMemo | None = None) -> None:
         self.chain = chain
         self.counters = counters
+        self.replay = replay
         self.tasks: set[asyncio.Task] = set()
         self._errors_logged = 0
 
     def handle(self, data: bytes, client: str, udp: bool) -> bytes | bytearray | Awaitable | None:
         """The response, or an awaitable of it, or None to stay silent."""
+        replay = self.replay if udp else None
+        if replay is not None:
+            response = replay.answer(data, client)
+            if response is not None:
+                return response
         self.counters.queries += 1
         question = read_question(data)
         if question is None:
@@ -75,7 +83,10 @@ class _Handler:
             self._log_error()
             return self._servfail(question, data, udp)
         if type(answer) is Answer:
-            return finalize(question, data, answer.wire, answer.edns, udp)
+            response = finalize(question, data, answer.wire, answer.edns, udp)
+            if replay is not None:
+                replay.remember(data, client, response, answer, query.event)
+            return response
         return self._finish(question, data, udp, answer)
 
     async def _finish(self, question: Question, data: bytes, udp: bool,
@@ -284,8 +295,9 @@ class DnsServer:
     """Listens on every address of ``listen`` over UDP and TCP and answers from ``chain``."""
 
     def __init__(self, chain: Resolver, counters: DnsCounters,
-                 listen: list[tuple[str, int]], *, reuse_port: bool = False) -> None:
-        self.handler = _Handler(chain, counters)
+                 listen: list[tuple[str, int]], *, reuse_port: bool = False,
+                 replay: ReplayMemo | None = None) -> None:
+        self.handler = _Handler(chain, counters, replay)
         self.counters = counters
         self.listen = listen
         self.reuse_port = reuse_port

@@ -34,6 +34,7 @@ from gateway.dns.cache import CacheConfig
 from gateway.dns.canary import CanaryConfig
 from gateway.dns.chain import ChainConfig, build_chain
 from gateway.dns.counters import DnsCounters
+from gateway.dns.local_zones import LocalZonesConfig
 from gateway.dns.policy import BlockConfig
 from gateway.dns.safe_search import SafeSearchConfig
 from gateway.dns.server import DnsServer
@@ -54,10 +55,13 @@ def chain_config(config: Config, listen: list[tuple[str, int]], *,
                  tls_context: ssl.SSLContext | None = None,
                  safe_search_file: Path | None = None) -> ChainConfig:
     """Each link's settings, from kalkan.yaml (and the shipped safe_search.txt)."""
+    block = BlockConfig.from_config(config.dns, config.proxy, listen)
+    own = [host for host, _port in listen] + [block.address_v4, block.address_v6]
     return ChainConfig(
         access=AccessConfig.from_dns_config(config.dns, rate=rate, burst=burst),
+        local_zones=LocalZonesConfig.for_addresses(own),
         canary=CanaryConfig(),
-        block=BlockConfig.from_config(config.dns, config.proxy, listen),
+        block=block,
         safe_search=SafeSearchConfig.load(safe_search_file),
         cache=CacheConfig.from_dns_config(config.dns),
         upstream=UpstreamConfig.from_dns_config(config.dns, tls_context=tls_context),
@@ -92,7 +96,7 @@ class DnsService:
                                          safe_search_file=safe_search_file)
         self.chain = build_chain(self.chain_config, engine, self.events, self.counters)
         self.server = DnsServer(self.chain.first, self.counters, self.listen,
-                                reuse_port=reuse_port)
+                                reuse_port=reuse_port, replay=self.chain.replay)
         self.status_path = status_path
         self.worker = worker
         self.watch = watch  # seconds between policy version polls; None: the caller watches

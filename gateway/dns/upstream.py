@@ -5,7 +5,10 @@ fails three times in a row is put last and probed every couple of seconds until 
 again. A query goes over UDP with our own OPT record (1232 bytes, RFC 6891; DO as the client
 asked), and again over TCP when the answer comes back truncated. A ``tls://`` upstream is
 asked over DNS-over-TLS (RFC 7858) on one kept-open, pipelined connection, for schools whose
-ISP tampers with plain DNS.
+ISP tampers with plain DNS. A ``tls://`` upstream given by name is looked up once, at start,
+through the plain upstreams (or, when there are none, the system's resolver, at start only):
+answering a query never waits for a name lookup, and never depends on the system resolver,
+which on the gateway is often kalkan itself.
 
 Every exchange ends within ``deadline`` (1.8 s): if the first upstream has not answered within
 a few of its round-trip times the next one is asked as well (the first may still win), and
@@ -20,13 +23,17 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import ipaddress
 import logging
 import random
 import secrets
+import socket
 import ssl
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+
+from dnslib import DNSRecord
 
 from gateway.config import DnsConfig, Upstream
 from gateway.dns.counters import DnsCounters
@@ -71,6 +78,14 @@ class UpstreamConfig:
     def describe(self) -> str:
         names = ", ".join(_show(u) for u in self.servers)
         return f"upstreams {names}; every answer within {self.deadline:g} s"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _show(u: Upstream) -> str:
@@ -219,9 +234,9 @@ class _Stream:
 class StreamChannel:
     """Queries to one upstream over TCP, or TLS when ``ssl_context`` is given."""
 
-    def __init__(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None,
+    def __init__(self, host: str | None, port: int, ssl_context: ssl.SSLContext | None = None,
                  server_name: str | None = None) -> None:
-        self.host, self.port = host, port
+        self.host, self.port = host, port  # host None: a name whose address is not known yet
         self.ssl_context = ssl_context
         self.server_name = server_name
         self._stream: _Stream | None = None
@@ -246,6 +261,8 @@ class StreamChannel:
         stream = self._stream
         if stream is not None and not stream.closed:
             return stream
+        if self.host is None:
+            raise UpstreamError(f"the address of {self.server_name} is not known yet")
         if self._opening is not None:
             return await asyncio.shield(self._opening)
         loop = asyncio.get_running_loop()
@@ -289,11 +306,13 @@ class UpstreamServer:
     def __init__(self, upstream: Upstream, tls_context: ssl.SSLContext | None) -> None:
         self.upstream = upstream
         self.name = _show(upstream)
+        # A tls:// upstream given by name gets its address from find_address(), once.
+        self.unresolved = upstream.tls and not _is_ip(upstream.host)
         if upstream.tls:
             context = tls_context or ssl.create_default_context()
             self.udp: UdpChannel | None = None
-            self.stream = StreamChannel(upstream.host, upstream.port, context,
-                                        upstream.server_name)
+            self.stream = StreamChannel(None if self.unresolved else upstream.host,
+                                        upstream.port, context, upstream.server_name)
         else:
             self.udp = UdpChannel(upstream.host, upstream.port)
             self.stream = StreamChannel(upstream.host, upstream.port)
@@ -367,9 +386,56 @@ class UpstreamResolver:
         self.counters = counters
         self.servers = [UpstreamServer(u, config.tls_context) for u in config.servers]
         self._health: asyncio.Task | None = None
+        self._lookup: asyncio.Task | None = None
 
     def resolve(self, query: Query) -> Awaitable[Answer]:
         return self._resolve(query)
+
+    async def find_addresses(self) -> None:
+        """Look up the tls:// upstreams given by name, until each has an address.
+
+        Through the plain upstreams, as any other name; only when there are none, through the
+        system's resolver, and only here, never while a client waits.
+        """
+        while True:
+            waiting = [s for s in self.servers if s.unresolved]
+            if not waiting:
+                return
+            for server in waiting:
+                address = await self._address_of(server.upstream.host)
+                if address is None:
+                    continue
+                server.stream.host = address
+                server.unresolved = False
+                log.info("upstream %s is at %s", server.name, address)
+            if any(s.unresolved for s in self.servers):
+                await asyncio.sleep(self.config.health_interval)
+
+    async def _address_of(self, host: str) -> str | None:
+        plain = [s for s in self.servers if not s.upstream.tls]
+        if not plain:
+            try:
+                found = await asyncio.get_running_loop().getaddrinfo(
+                    host, None, type=socket.SOCK_STREAM)
+            except OSError as exc:
+                log.error("cannot find the address of the DNS-over-TLS upstream %s (%s): "
+                          "give its address with the name for the certificate, e.g. "
+                          "tls://9.9.9.9#dns.quad9.net, or a plain upstream to look it up",
+                          host, exc)
+                return None
+            return found[0][4][0] if found else None
+        for qtype in (QType.A, QType.AAAA):
+            question = encode_name(host) + bytes((0, qtype, 0, 1))
+            try:
+                scan = await self.exchange(question, do=False, servers=plain)
+            except UpstreamFailure as exc:
+                log.warning("cannot look up the DNS-over-TLS upstream %s yet: %s", host, exc)
+                return None
+            for rr in DNSRecord.parse(scan.base).rr:
+                if rr.rtype == qtype:
+                    return str(rr.rdata)
+        log.warning("the DNS-over-TLS upstream %s has no address", host)
+        return None
 
     async def _resolve(self, query: Query) -> Answer:
         question = query.question
@@ -382,10 +448,12 @@ class UpstreamResolver:
         those that are down."""
         return sorted(self.servers, key=lambda s: (s.down, s.srtt or 0.0))
 
-    async def exchange(self, question: bytes, *, do: bool, cd: bool = False) -> Scanned:
+    async def exchange(self, question: bytes, *, do: bool, cd: bool = False,
+                       servers: list[UpstreamServer] | None = None) -> Scanned:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.deadline
-        plan = self.ranked() * 2  # each upstream at most twice per query
+        ranked = self.ranked() if servers is None else servers
+        plan = [s for s in ranked if not s.unresolved] * 2  # each at most twice per query
         # task → (its upstream, when it started, how long it had before the next was asked)
         running: dict[asyncio.Task[Scanned], tuple[UpstreamServer, float, float]] = {}
         pending: set[asyncio.Task[Scanned]] = set()
@@ -450,7 +518,10 @@ class UpstreamResolver:
 
     def start(self) -> None:
         if self._health is None:
-            self._health = asyncio.get_running_loop().create_task(self._check_health())
+            loop = asyncio.get_running_loop()
+            self._health = loop.create_task(self._check_health())
+            if any(s.unresolved for s in self.servers):
+                self._lookup = loop.create_task(self.find_addresses())
 
     async def _check_health(self) -> None:
         while True:
@@ -461,6 +532,8 @@ class UpstreamResolver:
                 # Down ones to see whether they are back; idle ones to keep their RTT honest;
                 # one that just failed, so that a dead one is found out (and shown down) even
                 # when the ranking no longer sends it queries.
+                if server.unresolved:
+                    continue  # find_addresses() is still looking it up
                 if server.down or server.failures or now - server.last_used > 30.0:
                     asyncio.get_running_loop().create_task(self._probe(server))
 
@@ -484,5 +557,8 @@ class UpstreamResolver:
         if self._health is not None:
             self._health.cancel()
             self._health = None
+        if self._lookup is not None:
+            self._lookup.cancel()
+            self._lookup = None
         for server in self.servers:
             server.close()

@@ -60,8 +60,10 @@ class FakeUpstream:
         if self.mode == "drop":
             return None
         reply = request.reply()
-        if any(rr.rtype == QTYPE.OPT for rr in request.ar):
-            reply.add_ar(EDNS0(udp_len=1232))
+        opt = [rr for rr in request.ar if rr.rtype == QTYPE.OPT]
+        dnssec_ok = bool(opt and opt[0].ttl & 0x8000)
+        if opt:
+            reply.add_ar(EDNS0(udp_len=1232, flags="do" if dnssec_ok else ""))
         if self.mode in ("servfail", "refused"):
             reply.header.rcode = getattr(RCODE, self.mode.upper())
             return reply
@@ -79,6 +81,13 @@ class FakeUpstream:
             if matching:
                 for rr in matching:
                     reply.add_answer(rr)
+                # As a validating resolver does: signatures only for a client that sent DO,
+                # and AD on a signed answer.
+                signatures = [rr for rr in records if rr.rtype == QTYPE.RRSIG
+                              and rr.rdata.covered == question.qtype]
+                if dnssec_ok and signatures:
+                    reply.add_answer(*signatures)
+                    reply.header.ad = 1
                 break
             if not cnames:
                 break

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from dns_fake_upstream import FakeUpstream
-from dns_harness import ZONE, ask, records
+from dns_harness import ZONE, ask, records, wait_until
 
 from gateway.config import parse_upstream
 from gateway.dns.counters import DnsCounters
@@ -174,3 +174,32 @@ def test_dns_over_tls_refuses_a_server_with_the_wrong_name(start_server, tls_ups
     assert ask(server, "lib.kg").rcode() == 2  # SERVFAIL, and quickly
     assert time.monotonic() - started < 2.0
     assert tls_upstream.queries == []
+
+
+class _OnlyKnowsTheTlsServer(FakeUpstream):
+    """A plain upstream that can look up the DNS-over-TLS server's name and nothing else."""
+
+    def answer(self, request, transport):
+        reply = super().answer(request, transport)
+        if reply is not None and str(request.q.qname).rstrip(".") != "dns.test":
+            reply.rr = []
+            reply.auth = []
+            reply.header.rcode = 2  # SERVFAIL: the link goes on to the TLS upstream
+        return reply
+
+
+def test_a_tls_upstream_given_by_name_is_looked_up_through_the_plain_upstreams(
+        start_server, tls_upstream, certificate):
+    # "dns.test" is in no system resolver: only the plain upstream knows where it is.
+    plain = _OnlyKnowsTheTlsServer(f"dns.test. 300 IN A {tls_upstream.host}",
+                                   host="127.0.0.78").start()
+    try:
+        trust = ssl.create_default_context(cafile=str(certificate[0]))
+        server = start_server(upstreams=[plain.address, f"tls://dns.test:{tls_upstream.port}"],
+                              tls_context=trust)
+        assert wait_until(lambda: not any(s.unresolved for s in server.chain.upstream.servers))
+        assert records(ask(server, "lib.kg")) == ["A 192.0.2.11"]
+        assert ("lib.kg", "A", "tcp") in tls_upstream.queries
+        assert next(q for q in plain.queries if q[0] == "dns.test")[1] == "A"
+    finally:
+        plain.stop()
