@@ -412,14 +412,28 @@ def run(state: State, admin_listen: str | None) -> None:
 @main.command()
 @click.option("--listen", "admin_listen", default=None, metavar="HOST:PORT",
               help="Override admin.listen from the configuration.")
+@click.option("--web-only", is_flag=True,
+              help="Only the pages: `kalkan worker` runs the background jobs (as under systemd).")
 @pass_state
 @reports_errors
-def admin(state: State, admin_listen: str | None) -> None:
-    """Serve only the web admin (with the log pipeline and nightly updates)."""
+def admin(state: State, admin_listen: str | None, web_only: bool) -> None:
+    """Serve only the web admin (with the log pipeline, nightly updates and backups)."""
     from gateway.runner import run_all
 
     run_all(state.config, state.sessions, admin_listen=admin_listen,
-            config_path=state.config_path, gateway=False)
+            config_path=state.config_path, gateway=False, background=not web_only)
+
+
+@main.command()
+@pass_state
+@reports_errors
+def worker(state: State) -> None:
+    """Run only the background jobs: alerts, notifications, retention, nightly updates and
+    backups (kalkan-worker.service)."""
+    from gateway.config import find_config_path
+    from gateway.worker import run_worker
+
+    run_worker(state.config, state.sessions, find_config_path(state.config_path))
 
 
 @main.command()
@@ -503,6 +517,15 @@ main.add_command(alerts)
 main.add_command(proxy)
 main.add_command(ca)
 main.add_command(firewall)
+
+from gateway.backup_cli import backup, restore  # noqa: E402
+from gateway.setup_cli import setup, uninstall, upgrade  # noqa: E402
+
+main.add_command(backup)
+main.add_command(restore)
+main.add_command(setup)
+main.add_command(uninstall)
+main.add_command(upgrade)
 
 
 if __name__ == "__main__":

@@ -414,6 +414,15 @@ class BlocklistsConfig(_Section):
     max_download_mb: Annotated[int, Field(strict=True, ge=1, le=10240)] = 512
 
 
+class BackupConfig(_Section):
+    # Nightly backups let a corrupt database be replaced at start (gateway/database_check.py).
+    nightly: Annotated[bool, Field(strict=True)] = True
+    at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["02:30"])] = "02:30"
+    keep_days: Annotated[int, Field(strict=True, ge=1, le=3650)] = 14
+    directory: Path | None = Field(default=None, examples=["/var/backups/kalkan"])
+    passphrase_file: Path | None = Field(default=None, examples=["/etc/kalkan/backup-passphrase"])
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -434,6 +443,7 @@ class Config(_Section):
     events: EventsConfig = Field(default_factory=EventsConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
     blocklists: BlocklistsConfig = Field(default_factory=BlocklistsConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
 
     @field_validator("data_dir")
@@ -447,6 +457,11 @@ class Config(_Section):
     def database_url(self) -> str:
         """The configured URL, else an SQLite file in ``data_dir``."""
         return self.database.url or f"sqlite:///{self.data_dir}/kalkan.db"
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where ``kalkan backup`` and the nightly backup write, by default."""
+        return self.backup.directory or self.data_dir / "backups"
 
 
 # --- errors -----------------------------------------------------------------------------------

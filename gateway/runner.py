@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from blocklists.progress import Progress
 from blocklists.schedule import NightlyUpdater
 from blocklists.update import update as update_blocklists
+from gateway import sd_notify
 from gateway.alerts.service import AlertService
 from gateway.bootstrap import ensure_blocklists, ensure_policy, open_engine_for
 from gateway.config import Config, parse_listen
@@ -50,8 +51,11 @@ def stop_processes(children: list[subprocess.Popen[bytes]], timeout: float = 10.
 
 def run_all(config: Config, sessions: sessionmaker[Session], *,
             admin_listen: str | None = None, config_path: str | None = None,
-            gateway: bool = True) -> None:
-    from werkzeug.serving import run_simple
+            gateway: bool = True, background: bool = True) -> None:
+    """The admin pages, with (``background``) the installation-wide jobs and (``gateway``)
+    the DNS and proxy processes; ``kalkan admin --web-only`` under systemd runs the pages alone,
+    ``kalkan worker`` the jobs."""
+    from werkzeug.serving import make_server
 
     from admin_ui import create_app
 
@@ -62,9 +66,15 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
         if ensure_blocklists(db, config, progress=Progress()):
             click.echo("kalkan: built the blocklist index from the bundled lists")
     engine = open_engine_for(config, sessions, watch=True)
-    if config.blocklists.auto_update:
-        start_nightly_updates(config, sessions, engine.snapshot.timezone)
-    start_event_pipeline(config, sessions)
+    if background:
+        if config.blocklists.auto_update:
+            start_nightly_updates(config, sessions, engine.snapshot.timezone)
+        start_event_pipeline(config, sessions)
+        if config.backup.nightly:
+            from gateway.backup_schedule import NightlyBackup
+            from gateway.config import find_config_path
+
+            NightlyBackup(config, find_config_path(config_path), engine.snapshot.timezone).start()
     host, port = parse_listen(admin_listen or config.admin.listen)
     app = create_app({"SESSIONS": sessions, "ENGINE": engine,
                       "DEFAULT_GROUP": config.policy.default_group,
@@ -81,7 +91,10 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
                    + (f" and {config.proxy.transparent_listen} (transparent)"
                       if config.proxy.transparent_listen else ""))
     try:
-        run_simple(host, port, app, threaded=True)
+        server = make_server(host, port, app, threaded=True)  # listening from here on
+        sd_notify.ready(f"admin on {shown}:{port}")
+        sd_notify.start_watchdog_thread()
+        server.serve_forever()
     finally:
         stop_processes(children)
 
