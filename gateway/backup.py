@@ -112,7 +112,7 @@ def create_backup(config: Config, target: Path | None = None, *,
     now = now or dt.datetime.now(dt.UTC)
     name = f"{PREFIX}{config.school_id}-{now:%Y%m%dT%H%M%SZ}{SUFFIX}"
     target = Path(target) if target is not None else config.backup_dir
-    if target.is_dir() or target == config.backup_dir:
+    if target.is_dir() or not target.name.endswith(SUFFIX):  # a directory, made if missing
         target.mkdir(parents=True, exist_ok=True, mode=0o700)
         target = target / name
     members: dict[str, bytes] = {}

@@ -38,7 +38,8 @@ def _passphrase(file: Path | None, *, confirm: bool, needed: bool) -> bytes | No
 
 @click.command("backup")
 @click.option("--to", "target", type=click.Path(path_type=Path), default=None,
-              help="Archive file or directory (default: backup.directory, else data_dir/backups).")
+              help="Archive file (….tar.gz) or directory (default: backup.directory, else "
+                   "data_dir/backups).")
 @click.option("--passphrase-file", type=click.Path(dir_okay=False, path_type=Path),
               default=None, help="Encrypt the CA key with the passphrase in this file "
                                  "(default: ask on the terminal).")
