@@ -31,6 +31,8 @@ UNITS = ("kalkan.target", "kalkan-firewall.service", "kalkan-dns.service",
          "kalkan-proxy.service", "kalkan-admin.service", "kalkan-worker.service")
 COMMAND_LINK = Path("/usr/local/bin/kalkan")
 LANGUAGES = ("ky", "ru", "kk", "uz", "en")
+TRANSPARENT_LISTEN = "0.0.0.0:8443"
+ALL_INTERFACES_DNS = ("0.0.0.0:53",)
 
 
 @dataclass
@@ -136,8 +138,11 @@ def config_text(answers: Answers, data_dir: Path) -> str:
         text = _replace_line(text, "school_id", answers.school_id)
     if answers.language:
         text = _replace_line(text, "language", answers.language)
-    if answers.dns_listen:
-        text = _replace_block(text, '    - "127.0.0.1:53"\n    - "[::1]:53"', answers.dns_listen)
+    # Redirected classroom queries must reach DNS: with classroom networks and no address
+    # given, every IPv4 interface (dns.allowed_clients still keeps strangers out).
+    dns_listen = answers.dns_listen or (ALL_INTERFACES_DNS if answers.networks else ())
+    if dns_listen:
+        text = _replace_block(text, '    - "127.0.0.1:53"\n    - "[::1]:53"', dns_listen)
     if answers.upstreams:
         text = _replace_block(text, "    - 9.9.9.9\n    - 1.1.1.1", answers.upstreams)
     if answers.networks:  # classroom networks outside the private ranges must be let in too
@@ -148,6 +153,9 @@ def config_text(answers: Answers, data_dir: Path) -> str:
     if answers.admin_listen:
         text = text.replace('  listen: "127.0.0.1:8080"',
                             f"  listen: {json.dumps(answers.admin_listen)}", 1)
+    if answers.networks:  # the firewall redirects the classrooms' web traffic here
+        text = text.replace("  transparent_listen: null",
+                            f"  transparent_listen: {json.dumps(TRANSPARENT_LISTEN)}", 1)
     if answers.proxy_listen:
         text = text.replace('  listen: "127.0.0.1:3128"',
                             f"  listen: {json.dumps(answers.proxy_listen)}", 1)
@@ -181,7 +189,7 @@ def ask(answers: Answers) -> Answers:
     upstreams = click.prompt("Upstream DNS resolvers", default=" ".join(answers.upstreams)
                              or "9.9.9.9 1.1.1.1")
     dns_listen = click.prompt("DNS listens on (IP:port; the router's classroom address)",
-                              default=" ".join(answers.dns_listen) or "127.0.0.1:53")
+                              default=" ".join(answers.dns_listen) or "0.0.0.0:53")
     admin = click.prompt("Admin pages on (IP:port)", default=answers.admin_listen
                          or "127.0.0.1:8080")
     return Answers(school, language, tuple(networks.split()), tuple(upstreams.split()),
@@ -299,7 +307,13 @@ def setup(school_id: str | None, language: str | None, networks: tuple[str, ...]
     if not no_start and (units_changed or _run(["systemctl", "is-active", "--quiet",
                                                  "kalkan.target"], check=False).returncode):
         restart = "restart" if units_changed else "start"
-        _run(["systemctl", restart, "kalkan.target", *UNITS[1:]])
+        # The firewall alone may fail (no classroom network yet): the services still start,
+        # and the message says what to do.
+        firewall = _run(["systemctl", restart, "kalkan-firewall.service"], check=False)
+        if firewall.returncode:
+            click.echo("  warning: the firewall rules were not applied: "
+                       + _last_error("kalkan-firewall.service"))
+        _run(["systemctl", restart, "kalkan.target", *UNITS[2:]])
         report.changed(f"{restart}ed kalkan.target")
     if report.changes:
         click.echo(f"kalkan setup: done, {len(report.changes)} change(s)")
@@ -307,6 +321,13 @@ def setup(school_id: str | None, language: str | None, networks: tuple[str, ...]
         click.echo("kalkan setup: nothing changed (already installed like this)")
     click.echo(f"  status: kalkan status · admin: http://{config.admin.listen}/ · logs: "
                "journalctl -u 'kalkan-*'")
+
+
+def _last_error(unit: str) -> str:
+    done = _run(["journalctl", "-u", unit, "-n", "5", "-o", "cat", "--no-pager"], check=False,
+                quiet=True)
+    lines = [line for line in done.stdout.splitlines() if "error" in line or "→" in line]
+    return " ".join(lines[-2:]) or f"see journalctl -u {unit}"
 
 
 def command_wrapper(prefix: Path, config_file: Path) -> str:
