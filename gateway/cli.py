@@ -453,6 +453,11 @@ def status(state: State, as_json: bool) -> None:
         click.echo(json.dumps(dataclasses.asdict(current), indent=2, default=str))
     else:
         click.echo("\n".join(render_status(current)))
+    from gateway.database_check import describe_last_restore
+
+    restored = describe_last_restore(state.config)
+    if restored and not as_json:
+        click.echo(restored)
 
 
 # --- DNS resolver (issue 6) ----------------------------------------------------------------

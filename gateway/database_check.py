@@ -123,3 +123,12 @@ def last_restore(config: Config) -> Restored | None:
         return Restored(**raw)
     except (OSError, ValueError, TypeError):
         return None
+
+
+def describe_last_restore(config: Config) -> str | None:
+    """The line ``kalkan status`` shows after an automatic restore."""
+    note = last_restore(config)
+    if note is None:
+        return None
+    return (f"database: restored at start from backup {note.backup} on {note.at} (the file "
+            f"was damaged: {note.problem}); the damaged file is kept as {note.corrupt_file}")

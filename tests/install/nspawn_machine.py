@@ -82,12 +82,16 @@ def wheels() -> Path:
     with _locked("wheels"):
         if not (target / ".complete").exists():
             target.mkdir(parents=True, exist_ok=True)
-            done = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet",
-                                   "--disable-pip-version-check", "-d", str(target),
+            # `pip wheel`, not `pip download`: a dependency published only as source
+            # (pyperclip) is built once here, not on every install inside the machine.
+            done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet",
+                                   "--disable-pip-version-check", "-w", str(target),
                                    str(REPO), "setuptools>=64", "wheel"],
                                   capture_output=True, text=True, check=False)
             if done.returncode != 0:
-                raise RuntimeError(f"pip download failed: {done.stderr[-3000:]}")
+                raise RuntimeError(f"pip wheel failed: {done.stderr[-3000:]}")
+            for built in target.glob("kalkan-*.whl"):  # the machine installs from the source
+                built.unlink()
             (target / ".complete").write_text("")
     return target
 

@@ -90,6 +90,8 @@ def test_damaged_database_is_replaced_by_the_last_backup_and_the_block_holds(
     assert note is not None and note.backup == str(backup)
     kept = Path(note.corrupt_file)
     assert kept.exists() and kept.name.startswith("kalkan.db.corrupt-")
+    status = school.kalkan("status")
+    assert f"database: restored at start from backup {backup}" in status.stdout, status
 
 
 def test_damaged_database_without_a_backup_refuses_to_start(tmp_path: Path) -> None:
