@@ -9,6 +9,7 @@ setup.cfg, so a warm run needs no network at all.
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import fcntl
 import hashlib
@@ -84,16 +85,22 @@ def wheels() -> Path:
             target.mkdir(parents=True, exist_ok=True)
             # `pip wheel`, not `pip download`: a dependency published only as source
             # (pyperclip) is built once here, not on every install inside the machine.
+            # The requirements, not the checkout: building it here would leave build/ in it.
             done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet",
                                    "--disable-pip-version-check", "-w", str(target),
-                                   str(REPO), "setuptools>=64", "wheel"],
+                                   *requirements(), "setuptools>=64", "wheel"],
                                   capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 raise RuntimeError(f"pip wheel failed: {done.stderr[-3000:]}")
-            for built in target.glob("kalkan-*.whl"):  # the machine installs from the source
-                built.unlink()
             (target / ".complete").write_text("")
     return target
+
+
+def requirements() -> list[str]:
+    """install_requires of setup.cfg."""
+    parser = configparser.ConfigParser()
+    parser.read(REPO / "setup.cfg")
+    return [r.strip() for r in parser["options"]["install_requires"].splitlines() if r.strip()]
 
 
 def source_files(repo: Path = REPO) -> list[Path]:
