@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from blocklists.index import build_index
+from blocklists.update import index_path
 from gateway.bootstrap import ensure_policy, open_database
 from gateway.config import Config, load_config, write_default_config
 from policies.decision import CouncilDecision
@@ -61,4 +63,9 @@ def make_school(tmp: Path, *, upstream: str = "127.0.0.1:9") -> School:
         import_policy(db, blocked, file="test", author="test",
                       decision=CouncilDecision("7", "2026-01-10"))
     sessions.kw["bind"].dispose()
+    # An empty blocklist index: the services would otherwise build one from the bundled
+    # lists on first start (10-20 s); the policy's own list is what these tests block with.
+    index = index_path(config.data_dir)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    build_index([], index)
     return School(config_file, config)

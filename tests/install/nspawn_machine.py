@@ -127,7 +127,7 @@ class Machine:
         self.nspawn: subprocess.Popen[bytes] | None = None
         self.leader: int | None = None
 
-    def boot(self, timeout: float = 60) -> None:
+    def boot(self, timeout: float = 150) -> None:  # ~5 s idle; the CI machine may be busy
         with open(self.log, "ab") as log:
             # --private-network: the machine has only its own loopback, so kalkan's ports
             # (53, 3128, 8080) collide with nothing on the host and reach nothing outside.
@@ -144,13 +144,14 @@ class Machine:
                 raise RuntimeError(f"the machine did not boot: {self.log.read_text()[-2000:]}")
             time.sleep(0.1)
         while True:
-            state = self.run("systemctl is-system-running --wait", check=False,
-                             timeout=max(1, deadline - time.monotonic())).stdout.strip()
-            if state in ("running", "degraded"):
+            done = self.run("systemctl is-system-running --wait", check=False,
+                            timeout=max(1, deadline - time.monotonic()))
+            if done.stdout.strip() in ("running", "degraded"):
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the machine is {state!r} after {timeout} s")
-            time.sleep(0.2)
+                raise RuntimeError(f"the machine is not up after {timeout} s: {done.stdout} "
+                                   f"{done.stderr}")
+            time.sleep(0.5)
 
     def _init_pid(self) -> int | None:
         assert self.nspawn is not None
