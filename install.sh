@@ -52,7 +52,12 @@ if [ "$(cat "$PREFIX/.kalkan-source" 2>/dev/null || true)" != "$digest" ]; then
   trap 'rm -rf "$work"' EXIT
   tar -C "$SOURCE" --exclude=./.git --exclude=./.venv --exclude=./var --exclude=./build \
     --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$work" -xf -
-  "$PREFIX/bin/pip" install --quiet --disable-pip-version-check "$work"
+  if [ -f "$PREFIX/.kalkan-source" ] && [ -x "$PREFIX/bin/kalkan" ]; then
+    # An older kalkan is installed: back up, install, migrate, restart (kalkan upgrade).
+    "$PREFIX/bin/kalkan" upgrade "$work"
+  else
+    "$PREFIX/bin/pip" install --quiet --disable-pip-version-check "$work"
+  fi
   echo "$digest" > "$PREFIX/.kalkan-source"
   echo "install.sh: installed kalkan from $SOURCE into $PREFIX"
 else

@@ -410,18 +410,17 @@ def upgrade(state: State, source: Path) -> None:
     """Back up, install the kalkan source tree SOURCE into this virtualenv, migrate the
     database and restart the services."""
     _require_root()
-    from gateway.backup import create_backup
-    from gateway.config import find_config_path
-
     config = state.config
     prefix = Path(sys.prefix)
-    passphrase = None
-    if config.backup.passphrase_file is not None:
-        passphrase = config.backup.passphrase_file.read_bytes().strip() or None
-    archive = create_backup(config, config_file=find_config_path(state.config_path),
-                            passphrase=passphrase)
-    _chown_to_data_owner(archive, config.data_dir)
-    click.echo(f"kalkan upgrade: backup {archive} (`kalkan restore` it if anything goes wrong)")
+    args = [str(prefix / "bin" / "kalkan")]
+    if state.config_path:
+        args += ["--config", state.config_path]
+    # As the kalkan user, so that the backup directory stays writable for the nightly ones.
+    key = (["--passphrase-file", str(config.backup.passphrase_file)]
+           if config.backup.passphrase_file else ["--no-ca-key"])
+    made = _run([*args, "backup", *key], user=USER, quiet=True)
+    click.echo(f"kalkan upgrade: {made.stdout.strip()} (`kalkan restore` it if anything goes "
+               "wrong)")
     _run([str(prefix / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
           str(source)])
     click.echo(f"kalkan upgrade: installed {source} into {prefix}")
@@ -429,17 +428,9 @@ def upgrade(state: State, source: Path) -> None:
                   check=False).returncode == 0
     if active:
         _run(["systemctl", "stop", "kalkan.target", *UNITS[1:]])
-    args = [str(prefix / "bin" / "kalkan")]
-    if state.config_path:
-        args += ["--config", state.config_path]
     _run([*args, "db", "upgrade"], user=USER)
     _run([*args, "setup", "--yes", "--no-start"])  # new unit templates, if any
     if active:
         _run(["systemctl", "start", "kalkan.target"])
         click.echo("kalkan upgrade: services restarted")
-
-
-def _chown_to_data_owner(path: Path, data_dir: Path) -> None:
-    st = data_dir.stat()
-    os.chown(path, st.st_uid, st.st_gid)
 
