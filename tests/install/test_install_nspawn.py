@@ -124,6 +124,12 @@ def test_install_reboot_filter_uninstall(machine: Machine) -> None:
         assert status["Uid"].split()[0] == machine.run("id -u kalkan").stdout.strip()
         assert int(status["CapEff"], 16) == caps, (service, status["CapEff"])
         assert int(status["NoNewPrivs"]) == 1
+    # The everyday commands, as root through /usr/local/bin/kalkan (run as the kalkan user).
+    status_text = machine.run("kalkan status").stdout
+    assert "dns: running on 0.0.0.0:53" in status_text, status_text
+    made = machine.run("kalkan backup").stdout  # no CA yet: no passphrase asked
+    assert "wrote /var/lib/kalkan/backups/kalkan-backup-test-school-" in made, made
+    assert machine.run("stat -c %U /var/lib/kalkan/backups").stdout.strip() == "kalkan"
     t = _step("checks after reboot", t)
 
     done = machine.run(f"cd {SRC} && ./install.sh --uninstall --purge", timeout=120)
