@@ -54,12 +54,16 @@ def ensure_sound_database(config: Config) -> Restored | None:
     # DNS, proxy, admin and worker start together: one checks and restores, the others wait
     # for it and then find a sound file.
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / ".database-check.lock", "a") as lock:
+    # Read-only is enough for flock: a lock file that root created does not lock kalkan out.
+    lock = os.open(path.parent / ".database-check.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
         fcntl.flock(lock, fcntl.LOCK_EX)
         problem = sqlite_problem(path)
         if problem is None:
             return None
         return _restore_newest(config, path, problem)
+    finally:
+        os.close(lock)
 
 
 def _restore_newest(config: Config, path: Path, problem: str) -> Restored:
