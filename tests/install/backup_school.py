@@ -38,7 +38,8 @@ class School:
                               check=False, env={**os.environ, "PYTHONPATH": os.getcwd()})
 
 
-def make_school(tmp: Path, *, upstream: str = "127.0.0.1:9") -> School:
+def make_school(tmp: Path, *, upstream: str = "127.0.0.1:9",
+                database_url: str | None = None) -> School:
     """``upstream`` is a dead loopback port: allowed names fail, blocked ones never ask it."""
     config_file = tmp / "kalkan.yaml"
     write_default_config(config_file, data_dir=tmp / "data", unprivileged=True)
@@ -51,7 +52,10 @@ def make_school(tmp: Path, *, upstream: str = "127.0.0.1:9") -> School:
     while lines[end].startswith("    - "):
         end += 1
     lines[start + 1:end] = [f'    - "{upstream}"']
-    config_file.write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    if database_url is not None:
+        text = text.replace("  url: null", f'  url: "{database_url}"', 1)
+    config_file.write_text(text)
     config = load_config(config_file)
     sessions = open_database(config)
     with sessions() as db:

@@ -116,3 +116,24 @@ def test_nightly_backup_without_passphrase_leaves_the_key_out(school: School) ->
 def _write(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+@pytest.mark.postgres
+def test_postgresql_database_goes_through_pg_dump_and_comes_back(tmp_path: Path,
+                                                                 postgres_url: str) -> None:
+    school = make_school(tmp_path, database_url=postgres_url)
+    archive = create_backup(school.config, tmp_path, config_file=school.config_file)
+    checked = read_archive(archive)
+    assert checked.manifest.database == "postgresql"
+    assert b"CREATE TABLE" in checked.members["database/kalkan.sql"]
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM site_rules"))
+    done = restore_backup(school.config, checked, config_file=None)
+    assert "PostgreSQL database" in done
+    with engine.connect() as conn:
+        domains = conn.execute(text("SELECT domain FROM site_rules")).scalars().all()
+    engine.dispose()
+    assert BLOCKED in domains
