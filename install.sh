@@ -54,7 +54,7 @@ if [ "$(cat "$PREFIX/.kalkan-source" 2>/dev/null || true)" != "$digest" ]; then
     --exclude='*.egg-info' --exclude=__pycache__ -cf - . | tar -C "$work" -xf -
   if [ -f "$PREFIX/.kalkan-source" ] && [ -x "$PREFIX/bin/kalkan" ]; then
     # An older kalkan is installed: back up, install, migrate, restart (kalkan upgrade).
-    "$PREFIX/bin/kalkan" upgrade "$work"
+    "$PREFIX/bin/kalkan" --config "${KALKAN_CONFIG:-/etc/kalkan/kalkan.yaml}" upgrade "$work"
   else
     "$PREFIX/bin/pip" install --quiet --disable-pip-version-check "$work"
   fi

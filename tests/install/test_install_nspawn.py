@@ -96,6 +96,14 @@ def test_install_reboot_filter_uninstall(machine: Machine) -> None:
     assert machine.run(CHECKSUMS).stdout == before
     t = _step("second install (nothing changed)", t)
 
+    # A changed source tree: install.sh upgrades (backup, pip, migrate, restart).
+    machine.run(f"echo '<!-- a newer kalkan -->' >> {SRC}/README.md")
+    third = machine.run(INSTALL, timeout=300)
+    assert "kalkan upgrade: kalkan backup: wrote /var/lib/kalkan/backups/" in third.stdout, third
+    assert "kalkan upgrade: services restarted" in third.stdout, third.stdout
+    assert "installed kalkan from" in third.stdout
+    t = _step("upgrade from a changed tree", t)
+
     # Reboot: everything comes back by itself and filters.
     machine.poweroff()
     machine.boot()
