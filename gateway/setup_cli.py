@@ -294,7 +294,7 @@ def setup(school_id: str | None, language: str | None, networks: tuple[str, ...]
     writable = [config.data_dir] + ([config.backup_dir] if config.backup.directory else [])
     units = render_units(templates_dir(), prefix=prefix, config=config_file,
                          data_dir=config.data_dir, writable=writable,
-                         networks=networks or unit_nets, interface=interface or unit_iface)
+                         networks=answers.networks or unit_nets, interface=interface or unit_iface)
     units_changed = False
     for name, text in units.items():
         units_changed |= write_if_changed(UNIT_DIR / name, text, 0o644, report)
