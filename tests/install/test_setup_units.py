@@ -60,3 +60,21 @@ def test_units_are_complete_and_keep_their_firewall_networks(tmp_path: Path) -> 
     unit = tmp_path / "kalkan-firewall.service"
     unit.write_text(units["kalkan-firewall.service"])
     assert _firewall_args_of(unit) == (("10.1.0.0/16",), "eth1")
+
+
+def test_questions_on_a_terminal_offer_the_options_as_defaults() -> None:
+    import click
+    from click.testing import CliRunner
+
+    from gateway.setup_cli import ask
+
+    @click.command()
+    def questions() -> None:
+        click.echo(repr(ask(Answers(language="ru"))))
+
+    typed = "school-7\n\n10.5.0.0/24 10.6.0.0/24\n\n\n\n"  # Enter keeps the offered value
+    result = CliRunner().invoke(questions, input=typed)
+    assert result.exit_code == 0, result.output
+    assert ("Answers(school_id='school-7', language='ru', networks=('10.5.0.0/24', "
+            "'10.6.0.0/24'), upstreams=('9.9.9.9', '1.1.1.1'), dns_listen=('0.0.0.0:53',), "
+            "admin_listen='127.0.0.1:8080'") in result.output
