@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -61,7 +62,9 @@ def machine() -> Machine:
         print(f"\nSKIPPED the install test: {reason}")
         pytest.skip(reason)
     started = time.monotonic()
-    lower, wheel_dir = debian_root(), wheels()
+    with ThreadPoolExecutor(2) as pool:  # cold: debootstrap and pip wheel side by side
+        root_job, wheels_job = pool.submit(debian_root), pool.submit(wheels)
+        lower, wheel_dir = root_job.result(), wheels_job.result()
     print(f"\n[install test] Debian root and wheels ready in {time.monotonic() - started:.1f} s "
           f"(cache {CACHE})", flush=True)
     box = Machine(lower, Path(tempfile.mkdtemp(prefix="kalkan-nspawn-")))
