@@ -137,3 +137,25 @@ def test_postgresql_database_goes_through_pg_dump_and_comes_back(tmp_path: Path,
         domains = conn.execute(text("SELECT domain FROM site_rules")).scalars().all()
     engine.dispose()
     assert BLOCKED in domains
+
+
+def test_nightly_backup_keeps_keep_days_and_never_the_last_one(school: School) -> None:
+    import os
+    import time
+
+    from gateway.backup_schedule import run_nightly_backup
+
+    directory = school.config.backup_dir
+    made = run_nightly_backup(school.config, school.config_file)
+    old = made.rename(made.with_name("kalkan-backup-school-20260101T023000Z.tar.gz"))
+    month_ago = time.time() - 30 * 86400
+    os.utime(old, (month_ago, month_ago))
+    (directory / "notes.txt").write_text("not a backup: left alone")
+    newest = run_nightly_backup(school.config, school.config_file)  # keep_days is 14
+    assert not old.exists()
+    assert sorted(p.name for p in directory.iterdir()) == sorted([newest.name, "notes.txt"])
+    # Alone and old, the last backup stays: it is what a damaged database comes back from.
+    os.utime(newest, (month_ago, month_ago))
+    from gateway.backup import prune_backups
+
+    assert prune_backups(directory, 14) == [] and newest.exists()
