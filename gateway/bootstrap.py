@@ -26,7 +26,15 @@ log = logging.getLogger(__name__)
 
 
 def open_database(config: Config, *, upgrade: bool = True) -> sessionmaker[Session]:
-    """Open the configured database, migrating its schema to the newest first."""
+    """Open the configured database, migrating its schema to the newest first.
+
+    With ``upgrade`` (every process's first open), a damaged SQLite file is first replaced
+    by the last good backup (gateway/database_check.py): never a policy from a broken file.
+    """
+    if upgrade:
+        from gateway.database_check import ensure_sound_database
+
+        ensure_sound_database(config)
     engine = open_engine(config.database_url)
     if upgrade:
         try:

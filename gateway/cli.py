@@ -418,14 +418,28 @@ def run(state: State, admin_listen: str | None) -> None:
 @main.command()
 @click.option("--listen", "admin_listen", default=None, metavar="HOST:PORT",
               help="Override admin.listen from the configuration.")
+@click.option("--web-only", is_flag=True,
+              help="Only the pages: `kalkan worker` runs the background jobs (as under systemd).")
 @pass_state
 @reports_errors
-def admin(state: State, admin_listen: str | None) -> None:
-    """Serve only the web admin (with the log pipeline and nightly updates)."""
+def admin(state: State, admin_listen: str | None, web_only: bool) -> None:
+    """Serve only the web admin (with the log pipeline, nightly updates and backups)."""
     from gateway.runner import run_all
 
     run_all(state.config, state.sessions, admin_listen=admin_listen,
-            config_path=state.config_path, gateway=False)
+            config_path=state.config_path, gateway=False, background=not web_only)
+
+
+@main.command()
+@pass_state
+@reports_errors
+def worker(state: State) -> None:
+    """Run only the background jobs: alerts, notifications, retention, nightly updates and
+    backups (kalkan-worker.service)."""
+    from gateway.config import find_config_path
+    from gateway.worker import run_worker
+
+    run_worker(state.config, state.sessions, find_config_path(state.config_path))
 
 
 @main.command()
@@ -460,6 +474,11 @@ def status(state: State, as_json: bool, report: str | None, language: str | None
                               indent=2, default=str))
     else:
         click.echo("\n".join(render_status(current) + render_today(today)))
+    from gateway.database_check import describe_last_restore
+
+    restored = describe_last_restore(state.config)
+    if restored and not as_json:
+        click.echo(restored)
 
 
 # --- DNS resolver (issue 6) ----------------------------------------------------------------
@@ -535,6 +554,15 @@ main.add_command(health)
 from district.cli import district  # noqa: E402
 
 main.add_command(district)
+
+from gateway.backup_cli import backup, restore  # noqa: E402
+from gateway.setup_cli import setup, uninstall, upgrade  # noqa: E402
+
+main.add_command(backup)
+main.add_command(restore)
+main.add_command(setup)
+main.add_command(uninstall)
+main.add_command(upgrade)
 
 
 if __name__ == "__main__":

@@ -478,6 +478,15 @@ class MetricsConfig(_Section):
         return [ipaddress.ip_network(text) for text in self.networks]
 
 
+class BackupConfig(_Section):
+    # Nightly backups let a corrupt database be replaced at start (gateway/database_check.py).
+    nightly: Annotated[bool, Field(strict=True)] = True
+    at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$", examples=["02:30"])] = "02:30"
+    keep_days: Annotated[int, Field(strict=True, ge=1, le=3650)] = 14
+    directory: Path | None = Field(default=None, examples=["/var/backups/kalkan"])
+    passphrase_file: Path | None = Field(default=None, examples=["/etc/kalkan/backup-passphrase"])
+
+
 class LoggingConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     # auto: key=value lines when started by systemd (JOURNAL_STREAM set), plain text otherwise.
@@ -521,6 +530,7 @@ class Config(_Section):
     blocklists: BlocklistsConfig = Field(default_factory=BlocklistsConfig)
     daily_status: DailyStatusConfig = Field(default_factory=DailyStatusConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     district: DistrictConfig = Field(default_factory=DistrictConfig)
 
@@ -553,6 +563,11 @@ class Config(_Section):
 
             return school_database_url(self.district.url, self.school_id)
         return self.database.url or f"sqlite:///{self.data_dir}/kalkan.db"
+
+    @property
+    def backup_dir(self) -> Path:
+        """Where ``kalkan backup`` and the nightly backup write, by default."""
+        return self.backup.directory or self.data_dir / "backups"
 
 
 # --- errors -----------------------------------------------------------------------------------

@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import time
-from typing import NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 import click
 from sqlalchemy.exc import OperationalError
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from blocklists.progress import Progress
 from blocklists.schedule import NightlyUpdater
 from blocklists.update import update as update_blocklists
+from gateway import sd_notify
 from gateway.alerts.service import AlertService
 from gateway.bootstrap import ensure_blocklists, ensure_policy, open_engine_for
 from gateway.config import Config, parse_listen
@@ -26,6 +28,9 @@ from gateway.identity.seen import start_recorder
 from gateway.log_format import configure_logging
 from gateway.notify.sender import Notifier
 from gateway.timetable_opener import TimetableOpener
+
+if TYPE_CHECKING:
+    from policies.engine import Engine
 
 
 def start_gateway_processes(config_path: str | None, *, dns: bool = True,
@@ -55,8 +60,11 @@ def stop_processes(children: list[subprocess.Popen[bytes]], timeout: float = 10.
 
 def run_all(config: Config, sessions: sessionmaker[Session], *,
             admin_listen: str | None = None, config_path: str | None = None,
-            gateway: bool = True) -> None:
-    from werkzeug.serving import run_simple
+            gateway: bool = True, background: bool = True) -> None:
+    """The admin pages, with (``background``) the installation-wide jobs and (``gateway``)
+    the DNS and proxy processes; ``kalkan admin --web-only`` under systemd runs the pages alone,
+    ``kalkan worker`` the jobs."""
+    from werkzeug.serving import make_server
 
     from admin_ui import create_app
 
@@ -73,12 +81,9 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
         logging.getLogger(__name__).warning(
             "district database unreachable: starting with the saved policy")
     engine = open_engine_for(config, sessions, watch=True)
-    if config.blocklists.auto_update:
-        start_nightly_updates(config, sessions, engine.snapshot.timezone)
-    start_event_pipeline(config, sessions)
-    start_recorder(sessions, engine, config.identity)  # devices seen, for the admin to assign
+    if background:
+        start_background_jobs(config, sessions, engine, config_path)
     host, port = parse_listen(admin_listen or config.admin.listen)
-    start_timetable_opener(sessions)
     app = create_app({"SESSIONS": sessions, "ENGINE": engine,
                       "DEFAULT_GROUP": config.policy.default_group, "KALKAN_CONFIG": config,
                       "DATA_DIR": config.data_dir, "NOTIFICATIONS": config.notifications,
@@ -97,9 +102,35 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
                    + (f" and {config.proxy.transparent_listen} (transparent)"
                       if config.proxy.transparent_listen else ""))
     try:
-        run_simple(host, port, app, threaded=True)
+        server = make_server(host, port, app, threaded=True)  # listening from here on
+        sd_notify.ready(f"admin on {shown}:{port}")
+        sd_notify.start_watchdog_thread()
+        server.serve_forever()
     finally:
         stop_processes(children)
+
+
+def start_background_jobs(config: Config, sessions: sessionmaker[Session], engine: Engine,
+                          config_path: str | Path | None) -> list[object]:
+    """The installation-wide jobs, once per school: nightly blocklist update, the event
+    pipeline (alerts, notifications, retention, the health monitor), devices seen, the
+    timetable opener and the nightly backup. ``engine`` must be watched (the recorder reads
+    rooms from its snapshot). Returns what was started, for stopping."""
+    from gateway.backup_schedule import NightlyBackup
+    from gateway.config import find_config_path
+
+    timezone = engine.snapshot.timezone
+    started: list[object] = [start_event_pipeline(config, sessions)]
+    if config.blocklists.auto_update:
+        started.append(start_nightly_updates(config, sessions, timezone))
+    recorder = start_recorder(sessions, engine, config.identity)  # devices, for the admin
+    if recorder is not None:
+        started.append(recorder)
+    started.append(start_timetable_opener(sessions))
+    if config.backup.nightly:
+        config_file = find_config_path(str(config_path) if config_path else None)
+        started.append(NightlyBackup(config, config_file, timezone).start())
+    return started
 
 
 def start_nightly_updates(config: Config, sessions: sessionmaker[Session],

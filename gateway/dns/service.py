@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import sd_notify
 from gateway.config import Config, parse_listen
 from gateway.dns.access import AccessConfig
 from gateway.dns.cache import CacheConfig
@@ -307,7 +308,12 @@ def _worker(config: Config, sessions: sessionmaker[Session], number: int,
         summary = None
         if number == 0 and multi:
             summary = loop.create_task(_sum_status(status_dir, workers))
+        # Listening with the policy loaded: now systemd may call DNS started (kalkan-dns.service
+        # is ordered before network-online.target, so classroom PCs find it filtering).
+        sd_notify.ready(f"DNS worker {number}: revision {engine.snapshot.revision}")
+        watchdog = loop.create_task(sd_notify.watchdog_pings())
         await stop.wait()
+        watchdog.cancel()
         if summary is not None:
             summary.cancel()
         await service.stop()

@@ -32,6 +32,7 @@ from mitmproxy import master, options
 from mitmproxy.addons import next_layer, proxyserver, tlsconfig
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway import sd_notify
 from gateway.config import Config, parse_upstream
 from gateway.events.queue import EventQueue
 from gateway.proxy import handler, server_names
@@ -331,6 +332,8 @@ def run_worker(config: Config, settings: ProxySettings, worker: int = 0, *,
         # is written, and it showed as the p99 of request latency).
         sys.setswitchinterval(SWITCH_INTERVAL)
 
+    watchdogs: set[asyncio.Task[None]] = set()  # a reference, or the task may be collected
+
     async def main() -> None:
         proxy = KalkanMaster(settings, build_addons(settings, engine, events, sessions,
                                                     category_names=names))
@@ -342,6 +345,8 @@ def run_worker(config: Config, settings: ProxySettings, worker: int = 0, *,
         def ready(m: KalkanMaster) -> None:
             where = ", ".join(f"{h}:{p}" for h, p in m.listening)
             log.info("proxy worker %d listening on %s", worker, where)
+            sd_notify.ready(f"proxy worker {worker} on {where}")  # Type=notify: started now
+            watchdogs.add(asyncio.get_running_loop().create_task(sd_notify.watchdog_pings()))
             if on_ready is not None:
                 on_ready(m)
 
