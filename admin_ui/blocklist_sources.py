@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response
 from admin_ui.access import READERS, roles
 from admin_ui.audit import record
 from admin_ui.blocklist_updates import UpdateRunner
-from admin_ui.db import get_db
+from admin_ui.db import get_db, get_sessions
 from admin_ui.models import AuditAction
 from blocklists.errors import BlocklistError
 from blocklists.importers import FORMATS, SINGLE_CATEGORY_FORMATS
@@ -125,7 +125,7 @@ def update_now() -> Response | tuple[str, int]:
     if directory is None:
         return _page(400, error=_("This admin does not know the gateway's data directory: "
                                   "run it with `kalkan run` or `kalkan admin`."))
-    job = runner().start(current_app.extensions["kalkan.sessions"], directory,
+    job = runner().start(get_sessions(), directory,
                          timeout=current_app.config.get("BLOCKLIST_TIMEOUT", 120.0))
     if job is None:
         flash(_("An update is already running."), "error")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, render_template
+from flask import Blueprint, current_app, g, render_template
 from flask_babel import gettext as _
 from flask_login import current_user
 from markupsafe import Markup
@@ -20,7 +20,7 @@ from admin_ui.access import READERS, roles
 from admin_ui.alerts_page import OpenAlerts, open_alerts
 from admin_ui.charts import stacked_bars
 from admin_ui.dashboard_figures import FigureCache, Figures
-from admin_ui.db import get_db
+from admin_ui.db import get_db, get_sessions
 from admin_ui.languages import current_language
 from blocklists.sources import list_sources
 from gateway.status import GatewayStatus, read_status
@@ -35,12 +35,12 @@ STATUS_SECONDS = 2.0  # the gateway's processes write their status every 3 s
 
 
 def figures() -> Figures:
-    cache = current_app.extensions.get("kalkan.dashboard")
+    caches = current_app.extensions.setdefault("kalkan.dashboard", {})
+    school = g.get("school")  # in a district, each school has its own figures
+    cache = caches.get(school)
     if cache is None:
-        get_db()  # makes the session factory when the app has none yet
-        cache = FigureCache(current_app.extensions["kalkan.sessions"],
-                            current_app.config.get("DASHBOARD_CACHE_SECONDS", CACHE_SECONDS))
-        current_app.extensions["kalkan.dashboard"] = cache
+        cache = caches[school] = FigureCache(
+            get_sessions(), current_app.config.get("DASHBOARD_CACHE_SECONDS", CACHE_SECONDS))
     return cache.get()
 
 

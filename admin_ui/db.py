@@ -23,6 +23,15 @@ def get_db() -> Session:
     return g.db
 
 
+def get_sessions() -> sessionmaker[Session]:
+    """The session factory of the school on screen, for work outside this request (a cache
+    renewed in the background, an update thread)."""
+    if current_app.config.get("DISTRICT_URL"):
+        return district_sessions(g.get("school") or DISTRICT_HOME)
+    get_db()  # makes the factory when the app has none yet
+    return current_app.extensions["kalkan.sessions"]
+
+
 DISTRICT_HOME = "district"  # where district staff accounts live: the district's own schema
 
 
