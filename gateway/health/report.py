@@ -19,6 +19,7 @@ from gateway.config import Config
 from gateway.health.models import DailyReport
 from gateway.health.today import TodayStatus
 from gateway.notify.models import Notification, NotifyChannel, NotifyStatus
+from gateway.notify.preferences import NotifyKind, channels_for
 from policies.database import utcnow
 from policies.models import Role, StaffUser
 
@@ -198,9 +199,11 @@ def enqueue_report(db: Session, config: Config, kind: str, status: TodayStatus,
                 StaffUser.role == Role.RESPONSIBLE.value).order_by(StaffUser.id)):
             if not user.active:
                 continue
-            if n.email.enabled and user.email:
+            # The person's notification settings (admin: Notifications) may turn it off.
+            by_email, by_telegram = channels_for(db, user.id, NotifyKind.DAILY_STATUS)
+            if n.email.enabled and by_email and user.email:
                 rows.append((user.id, "responsible", NotifyChannel.EMAIL.value, user.email))
-            if n.telegram.enabled and user.telegram_chat_id:
+            if n.telegram.enabled and by_telegram and user.telegram_chat_id:
                 rows.append((user.id, "responsible", NotifyChannel.TELEGRAM.value,
                              user.telegram_chat_id))
         if n.email.enabled:

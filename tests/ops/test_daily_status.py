@@ -37,8 +37,11 @@ from gateway.dns.service import DnsService
 from gateway.events.writer import start_writer
 from gateway.health.models import DailyReport, UplinkOutage
 from gateway.health.monitor import HealthMonitor
+from gateway.health.report import enqueue_report
+from gateway.health.today import today_status
 from gateway.health.uplink import measure_download
 from gateway.notify.models import Notification
+from gateway.notify.preferences import NotificationPreference
 from gateway.notify.sender import Notifier
 from policies.models import StaffUser
 
@@ -215,3 +218,21 @@ def test_every_language_says_every_part_of_the_report() -> None:
         assert "proxy" in lines[-2] and "3" in lines[-1]
         texts[language] = text
     assert len(set(texts.values())) == 5  # each in its own words
+
+
+def test_a_responsible_person_who_turned_the_daily_status_off_gets_no_report(
+        school, smtp, bot_api, tmp_path: Path) -> None:
+    config = pipeline_config(tmp_path, notifications=notify_sections(smtp, bot_api),
+                             daily_status={"district_emails": ["ict@district.kg"]})
+    with school() as db:
+        admin = db.scalar(select(StaffUser).where(StaffUser.username == "admin"))
+        admin.email, admin.telegram_chat_id = "admin@school.kg", "1000"
+        # Notifications page: alerts yes, the daily status no.
+        db.add(NotificationPreference(user_id=admin.id, by_email=True, by_telegram=True,
+                                      alerts=True, daily_status=False, requests=True))
+        db.commit()
+        report = enqueue_report(db, config, "evening", today_status(config, db))
+        assert report is not None
+        addresses = {n.address for n in db.scalars(
+            select(Notification).where(Notification.report_id == report.id))}
+    assert addresses == {"ict@district.kg"}  # the district still gets it; the person does not
