@@ -22,6 +22,7 @@ from admin_ui.charts import stacked_bars
 from admin_ui.dashboard_figures import FigureCache, Figures
 from admin_ui.db import get_db, get_sessions
 from admin_ui.languages import current_language
+from admin_ui.today_panel import today_section
 from blocklists.sources import list_sources
 from gateway.status import GatewayStatus, read_status
 from policies.models import Room, StaffUser
@@ -92,5 +93,5 @@ def index() -> str:
         alerts=alerts, status=gateway_status(),
         revision=latest_revision(db), sources=sources,
         last_update=max(updated) if updated else None,
-        failed_sources=[s for s in sources if s.last_error])
+        failed_sources=[s for s in sources if s.last_error], today=today_section())
 
