@@ -36,6 +36,8 @@ class Notification(Base):
         UniqueConstraint("alert_id", "recipient_id", "channel", "alert_version",
                          name="uq_notifications_once"),
         UniqueConstraint("report_id", "channel", "address", name="uq_notifications_report_once"),
+        UniqueConstraint("request_id", "recipient_id", "channel",
+                         name="uq_notifications_request_once"),
         Index("ix_notifications_due", "status", "next_attempt_at"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -48,6 +50,9 @@ class Notification(Base):
     report_id: Mapped[int | None] = mapped_column(
         ForeignKey("daily_reports.id", ondelete="CASCADE"), index=True)
     address: Mapped[str | None] = mapped_column(String(320))  # email address or chat id
+    # A block-page request (a review, a report, "allow it for my lesson") told to staff.
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("site_requests.id", ondelete="CASCADE"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     alert_version: Mapped[int] = mapped_column(Integer)
     # session_teacher, class_teacher, responsible; district for a report to the district

@@ -26,9 +26,10 @@ from gateway.events.store import immediate_sessions
 from gateway.notify.channels import DeliveryError, EmailChannel, TelegramChannel
 from gateway.notify.messages import AlertFacts, render_many
 from gateway.notify.models import Notification, NotifyChannel, NotifyStatus
+from gateway.notify.request_notices import enqueue_new_requests, render_request
 from gateway.polling import PollingThread
 from policies.database import utcnow
-from policies.models import Category, Room, School, StaffUser, Student
+from policies.models import Category, Room, School, SiteRequest, StaffUser, Student
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Notifier(PollingThread):
         self.telegram = telegram or (TelegramChannel.from_config(n.telegram)
                                      if n.telegram.enabled else None)
         self.default_language = config.language
+        self.email_on, self.telegram_on = n.email.enabled, n.telegram.enabled
         self.district_language = config.daily_status.district_language
         self.max_per_hour = n.max_per_hour
         self.retry_seconds = n.retry_seconds
@@ -83,16 +85,19 @@ class Notifier(PollingThread):
             self.recover()
         now = now or utcnow()
         with self.sessions() as db:
+            enqueue_new_requests(db, now, email=self.email_on, telegram=self.telegram_on)
             due = list(db.scalars(select(Notification).where(
                 Notification.status == NotifyStatus.PENDING.value,
                 Notification.next_attempt_at <= now,
                 Notification.channel != NotifyChannel.IN_APP.value)
                 .order_by(Notification.id).limit(BATCH)))
             groups: dict[tuple[int, str], list[Notification]] = defaultdict(list)
-            reports = []
+            reports, requests = [], []
             for row in due:
                 if row.report_id is not None:
                     reports.append(row)  # a daily report: one message, never throttled
+                elif row.request_id is not None:
+                    requests.append(row)  # a block-page request: one message each
                 elif row.recipient_id is not None:
                     groups[(row.recipient_id, row.channel)].append(row)
             sent = 0
@@ -101,6 +106,12 @@ class Notifier(PollingThread):
                 row.attempts += 1
                 db.commit()  # before the network, as below
                 sent += self._deliver_report(db, row, now)
+                db.commit()
+            for row in requests:
+                row.status = NotifyStatus.SENDING.value
+                row.attempts += 1
+                db.commit()
+                sent += self._deliver_request(db, row, now)
                 db.commit()
             for (recipient_id, channel), rows in groups.items():
                 if self._throttled(db, recipient_id, channel, rows, now):
@@ -120,6 +131,7 @@ class Notifier(PollingThread):
         sent_times = list(db.scalars(select(Notification.sent_at).distinct().where(
             Notification.recipient_id == recipient_id, Notification.channel == channel,
             Notification.status == NotifyStatus.SENT.value, Notification.report_id.is_(None),
+            Notification.request_id.is_(None),
             Notification.sent_at > hour_ago).order_by(Notification.sent_at)))
         if len(sent_times) < self.max_per_hour:
             return False
@@ -194,6 +206,41 @@ class Notifier(PollingThread):
             return 0
         except Exception as exc:  # a bug must not leave the row in "sending" forever
             log.exception("notifier: sending a report failed")
+            self._failed([row], DeliveryError(str(exc)), now)
+            return 0
+        row.status = NotifyStatus.SENT.value
+        row.sent_at = utcnow()
+        row.last_error = None
+        self.sent += 1
+        return 1
+
+    def _deliver_request(self, db: Session, row: Notification, now: dt.datetime) -> int:
+        """One block-page request to one member of staff, in their language."""
+        try:
+            request = db.get(SiteRequest, row.request_id)
+            user = db.get(StaffUser, row.recipient_id) if row.recipient_id else None
+            if request is None or user is None:
+                raise DeliveryError("the request or its recipient is gone", permanent=True)
+            room = db.get(Room, request.room_id) if request.room_id else None
+            subject, text = render_request(request, room.name if room else request.room_id,
+                                           user.language or self._school_language(db))
+            if row.channel == NotifyChannel.EMAIL.value:
+                if self.email is None or not user.email:
+                    raise DeliveryError("email is off or the user has no address",
+                                        permanent=True)
+                self.email.send(user.email, subject, text, message_key=f"request-{row.id}")
+            elif row.channel == NotifyChannel.TELEGRAM.value:
+                if self.telegram is None or not user.telegram_chat_id:
+                    raise DeliveryError("Telegram is off or the user has no chat id",
+                                        permanent=True)
+                self.telegram.send(user.telegram_chat_id, f"{subject}\n\n{text}")
+            else:
+                raise DeliveryError(f"unknown channel {row.channel!r}", permanent=True)
+        except DeliveryError as exc:
+            self._failed([row], exc, now)
+            return 0
+        except Exception as exc:  # a bug must not leave the row in "sending" forever
+            log.exception("notifier: sending a request notice failed")
             self._failed([row], DeliveryError(str(exc)), now)
             return 0
         row.status = NotifyStatus.SENT.value
