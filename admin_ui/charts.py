@@ -41,7 +41,7 @@ class Chart:
 def stacked_bars(points: Sequence[tuple[str, int, int]], label_every: int = 1) -> Chart:
     """``points``: (label, allowed, blocked) from left to right."""
     peak = max((a + b for _, a, b in points), default=0)
-    scale_top = _round_up(peak)
+    scale_top = round_up_scale(peak)
     plot = HEIGHT - BOTTOM - TOP
     step = (WIDTH - LEFT) / max(len(points), 1)
     base = HEIGHT - BOTTOM
@@ -58,7 +58,7 @@ def stacked_bars(points: Sequence[tuple[str, int, int]], label_every: int = 1) -
     return Chart(bars, peak, ticks)
 
 
-def _round_up(value: int) -> int:
+def round_up_scale(value: float) -> int:
     """A round top for the scale (1, 2 or 5 times a power of ten), at least 1."""
     top = 1
     while True:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from flask import current_app, g, render_template
 from markupsafe import Markup
 
+from admin_ui.charts import round_up_scale
 from admin_ui.db import get_db
 from gateway.health.today import TodayStatus, today_status
 
@@ -35,7 +36,7 @@ class TrafficBar:
 @dataclass(frozen=True, slots=True)
 class TrafficChart:
     bars: list[TrafficBar]
-    top: float  # the scale's top, Mbit/s
+    top: int  # the scale's top, Mbit/s
     width: int = WIDTH
     height: int = HEIGHT
     left: int = LEFT
@@ -45,7 +46,7 @@ class TrafficChart:
 def traffic_chart(hourly_mbit: list[float | None]) -> TrafficChart:
     """Bars of the average Mbit/s per hour of the school day (None: no sample that hour)."""
     peak = max((v for v in hourly_mbit if v is not None), default=0.0)
-    top = _scale_top(peak)
+    top = round_up_scale(peak)  # 1, 2 or 5 times a power of ten, at least 1 Mbit/s
     plot = HEIGHT - BOTTOM - TOP
     step = (WIDTH - LEFT) / max(len(hourly_mbit), 1)
     bars = []
@@ -55,16 +56,6 @@ def traffic_chart(hourly_mbit: list[float | None]) -> TrafficChart:
                                y=round(HEIGHT - BOTTOM - height, 1),
                                width=round(step * 0.8, 1), height=round(height, 1)))
     return TrafficChart(bars, top)
-
-
-def _scale_top(peak: float) -> float:
-    """1, 2 or 5 times a power of ten, at least 1 Mbit/s."""
-    top = 1.0
-    while True:
-        for m in (1, 2, 5):
-            if top * m >= peak:
-                return top * m
-        top *= 10
 
 
 def today_section() -> Markup | None:

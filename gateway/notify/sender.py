@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -183,7 +184,7 @@ class Notifier(PollingThread):
         from gateway.health.models import DailyReport
         from gateway.health.report import render_report
 
-        try:
+        def compose() -> tuple[str, str, str, str]:
             report = db.get(DailyReport, row.report_id)
             if report is None or not row.address:
                 raise DeliveryError("the report or its address is gone", permanent=True)
@@ -191,56 +192,51 @@ class Notifier(PollingThread):
             language = ((user.language if user is not None else self.district_language)
                         or self._school_language(db))
             subject, text = render_report(report.kind, report.facts, language)
-            if row.channel == NotifyChannel.EMAIL.value:
-                if self.email is None:
-                    raise DeliveryError("email is off", permanent=True)
-                self.email.send(row.address, subject, text, message_key=f"report-{row.id}")
-            elif row.channel == NotifyChannel.TELEGRAM.value:
-                if self.telegram is None:
-                    raise DeliveryError("Telegram is off", permanent=True)
-                self.telegram.send(row.address, text)
-            else:
-                raise DeliveryError(f"unknown channel {row.channel!r}", permanent=True)
-        except DeliveryError as exc:
-            self._failed([row], exc, now)
-            return 0
-        except Exception as exc:  # a bug must not leave the row in "sending" forever
-            log.exception("notifier: sending a report failed")
-            self._failed([row], DeliveryError(str(exc)), now)
-            return 0
-        row.status = NotifyStatus.SENT.value
-        row.sent_at = utcnow()
-        row.last_error = None
-        self.sent += 1
-        return 1
+            return row.address, subject, text, text
+
+        return self._deliver_one(row, now, compose, key=f"report-{row.id}")
 
     def _deliver_request(self, db: Session, row: Notification, now: dt.datetime) -> int:
         """One block-page request to one member of staff, in their language."""
-        try:
+
+        def compose() -> tuple[str, str, str, str]:
             request = db.get(SiteRequest, row.request_id)
             user = db.get(StaffUser, row.recipient_id) if row.recipient_id else None
             if request is None or user is None:
                 raise DeliveryError("the request or its recipient is gone", permanent=True)
+            address = user.email if row.channel == NotifyChannel.EMAIL.value else (
+                user.telegram_chat_id)
+            if not address:
+                raise DeliveryError("the recipient has no address on this channel",
+                                    permanent=True)
             room = db.get(Room, request.room_id) if request.room_id else None
             subject, text = render_request(request, room.name if room else request.room_id,
                                            user.language or self._school_language(db))
+            return address, subject, text, f"{subject}\n\n{text}"
+
+        return self._deliver_one(row, now, compose, key=f"request-{row.id}")
+
+    def _deliver_one(self, row: Notification, now: dt.datetime,
+                     compose: Callable[[], tuple[str, str, str, str]], *, key: str) -> int:
+        """Send one row's message; ``compose`` gives (address, subject, email text, Telegram
+        text) or raises DeliveryError. Returns 1 if sent."""
+        try:
+            address, subject, text, chat_text = compose()
             if row.channel == NotifyChannel.EMAIL.value:
-                if self.email is None or not user.email:
-                    raise DeliveryError("email is off or the user has no address",
-                                        permanent=True)
-                self.email.send(user.email, subject, text, message_key=f"request-{row.id}")
+                if self.email is None:
+                    raise DeliveryError("email is off", permanent=True)
+                self.email.send(address, subject, text, message_key=key)
             elif row.channel == NotifyChannel.TELEGRAM.value:
-                if self.telegram is None or not user.telegram_chat_id:
-                    raise DeliveryError("Telegram is off or the user has no chat id",
-                                        permanent=True)
-                self.telegram.send(user.telegram_chat_id, f"{subject}\n\n{text}")
+                if self.telegram is None:
+                    raise DeliveryError("Telegram is off", permanent=True)
+                self.telegram.send(address, chat_text)
             else:
                 raise DeliveryError(f"unknown channel {row.channel!r}", permanent=True)
         except DeliveryError as exc:
             self._failed([row], exc, now)
             return 0
         except Exception as exc:  # a bug must not leave the row in "sending" forever
-            log.exception("notifier: sending a request notice failed")
+            log.exception("notifier: sending %s failed", key)
             self._failed([row], DeliveryError(str(exc)), now)
             return 0
         row.status = NotifyStatus.SENT.value
