@@ -6,10 +6,7 @@ counters, each event writer's counts) and the database; it never talks to the pr
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -18,10 +15,9 @@ from blocklists.index import open_index
 from blocklists.sources import list_sources
 from blocklists.update import index_path
 from gateway.config import Config
+from gateway.health.services import read_status_file
 from policies.database import read_version
 from policies.revisions import latest_revision
-
-STALE_AFTER = 30.0  # seconds: a status file older than this means its process is not running
 
 
 @dataclass
@@ -55,20 +51,11 @@ def read_status(config: Config, db: Session) -> GatewayStatus:
             index = {"error": str(exc)}
     writers = {}
     for file in sorted(status_dir.glob("events-*.json")):
-        data = _read_json(file)
+        data = read_status_file(file)
         if data is not None:
             writers[file.stem.removeprefix("events-")] = data
     errors = {s.name: s.last_error for s in list_sources(db) if s.last_error}
-    return GatewayStatus(policy, index, _read_json(status_dir / "dns.json"), writers, errors)
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    data["stale"] = time.time() - float(data.get("updated", 0)) > STALE_AFTER
-    return data
+    return GatewayStatus(policy, index, read_status_file(status_dir / "dns.json"), writers, errors)
 
 
 def render_status(status: GatewayStatus) -> list[str]:

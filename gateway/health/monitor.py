@@ -167,7 +167,7 @@ class HealthMonitor(PollingThread):
 
     def _write_status(self, row: StatusSample, now: dt.datetime) -> None:
         data: dict[str, Any] = {
-            "updated": time.time(), "interface": self.interface,
+            "updated": time.time(), "interval": self.interval, "interface": self.interface,
             "uplink_up": row.uplink_up, "upstreams_up": row.upstreams_up,
             "upstreams_total": row.upstreams_total, "dns_rtt_ms": row.dns_rtt_ms,
             "rx_bytes": row.rx_bytes, "tx_bytes": row.tx_bytes, "seconds": row.seconds,

@@ -28,6 +28,16 @@ class ServiceHealth:
                 "detail": self.detail}
 
 
+def stale_after(data: dict[str, Any]) -> float:
+    """How old a status file may be: 30 s, or longer for a process that writes less often
+    (the monitor writes once per sample, every ``daily_status.sample_seconds``)."""
+    try:
+        interval = float(data.get("interval") or 0.0)
+    except (TypeError, ValueError):
+        interval = 0.0
+    return max(STALE_AFTER, 2.5 * interval)
+
+
 def read_status_file(path: Path) -> dict[str, Any] | None:
     """A status file with ``stale`` added, or None if it is missing or half-written."""
     try:
@@ -36,7 +46,7 @@ def read_status_file(path: Path) -> dict[str, Any] | None:
         return None
     if not isinstance(data, dict):
         return None
-    data["stale"] = time.time() - float(data.get("updated", 0)) > STALE_AFTER
+    data["stale"] = time.time() - float(data.get("updated", 0)) > stale_after(data)
     return data
 
 
@@ -53,18 +63,19 @@ def service_health(config: Config, name: str, *, now: float | None = None) -> Se
     if name not in SERVICES:
         raise ValueError(f"unknown service {name!r}; one of {', '.join(SERVICES)}")
     now = time.time() if now is None else now
-    newest = None
+    newest, limit = None, STALE_AFTER
     for path in _files(config.status_directory, name):
         try:
             data = json.loads(path.read_text())
             updated = float(data.get("updated", 0))
         except (OSError, ValueError, AttributeError):
             continue
-        newest = updated if newest is None else max(newest, updated)
+        if newest is None or updated > newest:
+            newest, limit = updated, stale_after(data)
     if newest is None:
         return ServiceHealth(name, False, None, f"no status file in {config.status_directory}")
     age = max(0.0, now - newest)
-    if age > STALE_AFTER:
+    if age > limit:
         return ServiceHealth(name, False, age, f"status is {age:.0f} s old: not running")
     return ServiceHealth(name, True, age, "running")
 

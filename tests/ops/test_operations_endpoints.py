@@ -5,6 +5,7 @@ lines the journal can filter by priority."""
 # ruff: noqa: F811 - the fixtures imported from pipeline_harness are parameters here
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -30,6 +31,7 @@ from admin_ui import create_app
 from gateway.cli import main
 from gateway.dns.service import DnsService
 from gateway.events.writer import start_writer
+from gateway.health.services import service_health
 from gateway.log_format import formatter_for
 
 
@@ -151,3 +153,15 @@ def test_log_lines_under_systemd_carry_priority_level_and_component(tmp_path: Pa
     for line in ours:  # e.g. <4>level=warning component=gateway.dns.service message="..."
         found = re.match(r'<(\d)>level=(\w+) component=gateway\.[\w.]+ message="', line)
         assert found and priority[found[2]] == found[1], line
+
+
+def test_the_monitor_counts_as_running_between_its_samples(tmp_path) -> None:
+    """It writes once per sample (every minute by default), not every 3 s like the others."""
+    config = pipeline_config(tmp_path)
+    config.status_directory.mkdir(parents=True, exist_ok=True)
+    status = config.status_directory / "monitor.json"
+    now = time.time()
+    status.write_text(json.dumps({"updated": now - 45, "interval": 60.0}))
+    assert service_health(config, "monitor", now=now).up  # 45 s into a 60-s interval
+    status.write_text(json.dumps({"updated": now - 200, "interval": 60.0}))
+    assert not service_health(config, "monitor", now=now).up  # three samples missed
