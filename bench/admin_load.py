@@ -2,7 +2,7 @@
 20 requests in parallel (measures; checks nothing).
 
     .venv/bin/python bench/admin_load.py [--rows 10000000] [--seconds 20] [--parallel 20]
-        [--cache /var/tmp/kalkan-admin-load] [--rebuild] [--postgres]
+        [--cache /var/tmp/kalkan-admin-load] [--rebuild] [--postgres] [--web-processes N]
 
 The SQLite database (10 million access events over the last 30 days, as bench/events_bench.py
 makes them, with the hourly counts the writer would have kept) is built once and reused from
@@ -354,7 +354,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run_admin(url: str, seconds: float, parallel: int, label: str) -> bool:
+def run_admin(url: str, seconds: float, parallel: int, label: str,
+              web_processes: int | None = None) -> bool:
     work = Path(tempfile.mkdtemp(prefix="kalkan-admin-load-"))
     port = free_port()
     (work / "kalkan.yaml").write_text(
@@ -363,8 +364,9 @@ def run_admin(url: str, seconds: float, parallel: int, label: str) -> bool:
         f"  allowed_events_days: 400\n  max_event_store_mb: 0\n")
     kalkan = Path(sys.executable).parent / "kalkan"
     with (work / "admin.log").open("wb") as errors, (work / "admin.out").open("wb") as out:
+        extra = ["--web-processes", str(web_processes)] if web_processes else []
         process = subprocess.Popen([str(kalkan), "--config", str(work / "kalkan.yaml"),
-                                    "admin"], stdout=out, stderr=errors, cwd=work)
+                                    "admin", *extra], stdout=out, stderr=errors, cwd=work)
     try:
         wait_for(port, process)
         wait_for_all_processes(work / "admin.out", process)
@@ -402,6 +404,8 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true",
                         help="Also run against a throw-away PostgreSQL cluster.")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--web-processes", type=int, default=None,
+                        help="Processes serving the admin (default: kalkan admin's own).")
     args = parser.parse_args()
 
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -424,7 +428,8 @@ def main() -> None:
               f"({cached.stat().st_size >> 20} MB)", file=sys.stderr)
     if not args.skip_sqlite:
         add_lesson_and_alerts(f"sqlite:///{cached}")
-        run_admin(f"sqlite:///{cached}", args.seconds, args.parallel, f"sqlite {label}")
+        run_admin(f"sqlite:///{cached}", args.seconds, args.parallel, f"sqlite {label}",
+                  args.web_processes)
     if args.postgres:
         with postgres_cluster() as pg_url:
             if pg_url is None:
@@ -435,8 +440,8 @@ def main() -> None:
             print(f"  built {args.rows} events in PostgreSQL in "
                   f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
             add_lesson_and_alerts(pg_url)
-            run_admin(pg_url, args.seconds,
-                      args.parallel, f"postgresql {label}")
+            run_admin(pg_url, args.seconds, args.parallel, f"postgresql {label}",
+                      args.web_processes)
 
 
 if __name__ == "__main__":
