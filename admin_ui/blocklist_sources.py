@@ -52,10 +52,10 @@ def data_dir() -> Path | None:
 
 def _page(status: int = 200, **extra: Any) -> tuple[str, int]:
     db = get_db()
-    job = runner().job
+    job = runner().current(data_dir())
     return render_template(
         "people/blocklists.html", sources=list_sources(db), formats=FORMATS,
-        single=SINGLE_CATEGORY_FORMATS, job=job.as_json() if job else None,
+        single=SINGLE_CATEGORY_FORMATS, job=job,
         categories=db.scalars(select(Category.id).order_by(Category.position)).all(),
         has_data_dir=data_dir() is not None, form=request.form, **extra), status
 
@@ -69,8 +69,8 @@ def index() -> tuple[str, int]:
 @bp.get("/progress")
 @roles(*READERS)
 def progress() -> Response:
-    job = runner().job
-    return jsonify(job.as_json() if job else {"running": False, "phase": "", "count": 0})
+    job = runner().current(data_dir())
+    return jsonify(job or {"running": False, "phase": "", "count": 0})
 
 
 @bp.post("/")

@@ -2,13 +2,16 @@
 20 requests in parallel (measures; checks nothing).
 
     .venv/bin/python bench/admin_load.py [--rows 10000000] [--seconds 20] [--parallel 20]
-        [--cache /var/tmp/kalkan-admin-load] [--rebuild] [--postgres]
+        [--cache /var/tmp/kalkan-admin-load] [--rebuild] [--postgres] [--web-processes N]
 
 The SQLite database (10 million access events over the last 30 days, as bench/events_bench.py
 makes them, with the hourly counts the writer would have kept) is built once and reused from
-``--cache`` while it is less than a day old: building it takes minutes. Each run replaces the
+``--cache`` while it is less than a day old: building it takes minutes. A cache made by
+another migration history (an older tree, another branch) is brought to this tree's schema
+by replacing everything but its events with a fresh demo school's (seconds). Each run replaces the
 previous run's lesson, students' requests and open alerts with new ones, starts the real
-admin as ``kalkan admin`` serves it (werkzeug, threaded) on a loopback port, signs in as the
+admin as ``kalkan admin`` serves it (waitress, one process per core: admin_ui/serving.py)
+on a loopback port, signs in as the
 responsible person and as a teacher, and then 20 threads ask for the dashboard and the
 teacher's lesson page in turn, each on its own connection kept alive, for ``--seconds``.
 Prints p50/p95/p99 per page and whether p95 <= 150 ms.
@@ -24,6 +27,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -52,6 +56,7 @@ from policies.models import RequestKind, SiteRequest  # noqa: E402
 from policies.sessions import open_session  # noqa: E402
 
 GOAL_MS = 150.0
+WARM_UP_SECONDS = 5.0
 PAGES = {"dashboard": ("admin", "/dashboard/"), "teacher": ("aigul", "/lessons/")}
 TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -71,14 +76,21 @@ FROM generate_series(1, :rows) AS x
 """
 
 
-def build(url: str, rows: int) -> None:
-    """The demo school, ``rows`` events over 30 days up to now, and their hourly counts."""
+def make_school(url: str) -> None:
+    """The demo school with its staff's passwords, in a database migrated to the head."""
     engine = open_engine(url)
     migrate(engine)
-    sessions = session_factory(engine)
-    with sessions() as db:
+    with session_factory(engine)() as db:
         seed_demo(db)
         give_demo_passwords(db)
+    engine.dispose()
+
+
+def build(url: str, rows: int) -> None:
+    """The demo school, ``rows`` events over 30 days up to now, and their hourly counts."""
+    make_school(url)
+    engine = open_engine(url)
+    sessions = session_factory(engine)
     start = utcnow().replace(microsecond=0) - dt.timedelta(days=30)
     sqlite = engine.dialect.name == "sqlite"
     with engine.begin() as conn:
@@ -99,6 +111,66 @@ def build(url: str, rows: int) -> None:
         db.merge(PipelineState(key=STATE_KEY, value=last, updated_at=utcnow()))
         db.commit()
     engine.dispose()
+
+
+# What takes minutes to build: the events and what the writer counted from them. Everything
+# else in the cached database is the demo school, which a fresh database has in a second.
+EVENT_TABLES = ("access_events", "access_hours", "blocked_site_hours", "pipeline_state")
+
+
+def schema(conn: sqlite3.Connection, db: str = "main") -> dict[str, tuple[object, ...]]:
+    """Each table's columns, indexes and foreign keys as SQLite reports them, in no particular
+    order (a column added by a later migration compares equal to one made with the table)."""
+    tables = [name for (name,) in conn.execute(
+        f"SELECT name FROM {db}.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")]
+    result: dict[str, tuple[object, ...]] = {}
+    for table in tables:
+        columns = sorted(tuple(row[1:]) for row in conn.execute(
+            f"PRAGMA {db}.table_info('{table}')"))
+        indexes = sorted((row[1], row[2], tuple(info[2] for info in conn.execute(
+            f"PRAGMA {db}.index_info('{row[1]}')"))) for row in conn.execute(
+            f"PRAGMA {db}.index_list('{table}')"))
+        keys = sorted(tuple(row[2:5]) for row in conn.execute(
+            f"PRAGMA {db}.foreign_key_list('{table}')"))
+        result[table] = (tuple(columns), tuple(indexes), tuple(keys))
+    return result
+
+
+def catch_up(cached: Path) -> bool:
+    """Bring a cached database made by an older (or differently numbered) migration history
+    to this tree's schema without rebuilding its events: every table but ``EVENT_TABLES`` is
+    replaced by a freshly migrated demo school's. False when the event tables themselves
+    differ (then only a rebuild will do)."""
+    with tempfile.TemporaryDirectory(prefix="kalkan-admin-load-") as tmp:
+        fresh = Path(tmp) / "fresh.db"
+        make_school(f"sqlite:///{fresh}")
+        conn = sqlite3.connect(cached, isolation_level=None)
+        try:
+            conn.execute("ATTACH DATABASE ? AS fresh", (str(fresh),))
+            mine, wanted = schema(conn), schema(conn, "fresh")
+            if mine == wanted:
+                return True
+            if any(mine.get(t) != wanted.get(t) for t in EVENT_TABLES):
+                return False
+            conn.execute("PRAGMA foreign_keys = OFF")
+            conn.execute("BEGIN")
+            for table in mine:
+                if table not in EVENT_TABLES:
+                    conn.execute(f'DROP TABLE main."{table}"')
+            statements = conn.execute(
+                "SELECT type, tbl_name, sql FROM fresh.sqlite_master WHERE sql IS NOT NULL "
+                "AND name NOT LIKE 'sqlite_%' ORDER BY type = 'index'").fetchall()
+            for kind, table, sql in statements:
+                if table not in EVENT_TABLES:
+                    conn.execute(sql)  # unqualified: made in main
+                    if kind == "table":
+                        conn.execute(f'INSERT INTO main."{table}" SELECT * FROM fresh."{table}"')
+            conn.execute("COMMIT")
+            caught_up = schema(conn) == wanted
+            conn.execute("DETACH DATABASE fresh")
+            return caught_up
+        finally:
+            conn.close()
 
 
 def add_lesson_and_alerts(url: str) -> None:
@@ -141,7 +213,7 @@ def free_port() -> int:
 
 class Browser:
     """A signed-in browser: its cookie, and a kept-alive connection per thread (as a browser
-    keeps one; the threaded werkzeug server speaks HTTP/1.1)."""
+    keeps one; the admin speaks HTTP/1.1)."""
 
     def __init__(self, port: int) -> None:
         self.port = port
@@ -201,6 +273,23 @@ def wait_for(port: int, process: subprocess.Popen[bytes], limit: float = 300) ->
     raise SystemExit("the admin did not start within 5 minutes")
 
 
+def wait_for_all_processes(out: Path, process: subprocess.Popen[bytes],
+                           limit: float = 120) -> None:
+    """Until every process of the admin serves: a school's admin has been up for hours."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        text = out.read_text(errors="replace")
+        wanted = re.search(r"admin at \S+(?: in (\d+) process)?", text)  # (older trees: one)
+        count = int(wanted[1] or 1) if wanted else 0
+        if wanted and text.count("serving too") >= count - 1:
+            print(f"  admin: {count} process{'es' if count > 1 else ''}", file=sys.stderr)
+            return
+        if process.poll() is not None:
+            raise SystemExit(f"the admin exited with {process.returncode}")
+        time.sleep(0.3)
+    raise SystemExit("the admin's processes did not all start within 2 minutes")
+
+
 def drive(port: int, seconds: float, parallel: int) -> dict[str, list[float]]:
     browsers = {}
     for page, (username, _path) in PAGES.items():
@@ -217,6 +306,15 @@ def drive(port: int, seconds: float, parallel: int) -> dict[str, list[float]]:
             browsers[page].request("GET", path)
             alone.append((time.perf_counter() - started) * 1000)
         print(f"  {page} alone: p50 {statistics.median(alone):.0f} ms", file=sys.stderr)
+    # Every process of the admin compiles its templates, loads the catalogs and computes the
+    # figures at its first views: a few seconds of the same load first, not counted.
+    hammer(browsers, WARM_UP_SECONDS, parallel)
+    return hammer(browsers, seconds, parallel)
+
+
+def hammer(browsers: dict[str, Browser], seconds: float,
+           parallel: int) -> dict[str, list[float]]:
+    """``parallel`` threads asking for the pages in turn for ``seconds``: the times."""
     times: dict[str, list[float]] = defaultdict(list)
     errors: list[str] = []
     deadline = time.monotonic() + seconds
@@ -256,7 +354,8 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-def run_admin(url: str, seconds: float, parallel: int, label: str) -> bool:
+def run_admin(url: str, seconds: float, parallel: int, label: str,
+              web_processes: int | None = None) -> bool:
     work = Path(tempfile.mkdtemp(prefix="kalkan-admin-load-"))
     port = free_port()
     (work / "kalkan.yaml").write_text(
@@ -264,11 +363,14 @@ def run_admin(url: str, seconds: float, parallel: int, label: str) -> bool:
         f"\"127.0.0.1:{port}\"\nretention:\n  blocked_events_days: 400\n"
         f"  allowed_events_days: 400\n  max_event_store_mb: 0\n")
     kalkan = Path(sys.executable).parent / "kalkan"
-    with (work / "admin.log").open("wb") as errors:
+    with (work / "admin.log").open("wb") as errors, (work / "admin.out").open("wb") as out:
+        extra = ["--web-processes", str(web_processes)] if web_processes else []
         process = subprocess.Popen([str(kalkan), "--config", str(work / "kalkan.yaml"),
-                                    "admin"], stdout=subprocess.DEVNULL, stderr=errors, cwd=work)
+                                    "admin", *extra], stdout=out, stderr=errors, cwd=work)
     try:
         wait_for(port, process)
+        wait_for_all_processes(work / "admin.out", process)
+        load_before = os.getloadavg()
         times = drive(port, seconds, parallel)
     finally:
         process.terminate()
@@ -278,6 +380,9 @@ def run_admin(url: str, seconds: float, parallel: int, label: str) -> bool:
     if "Traceback" in log:
         print(log[-2000:], file=sys.stderr)
     met = True
+    print(f"{label}: load average {' '.join(f'{x:.2f}' for x in load_before)} before, "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())} after (other work on the machine "
+          f"slows the admin down)")
     for page, values in times.items():
         p95 = percentile(values, 95)
         met = met and p95 <= GOAL_MS
@@ -299,6 +404,8 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true",
                         help="Also run against a throw-away PostgreSQL cluster.")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--web-processes", type=int, default=None,
+                        help="Processes serving the admin (default: kalkan admin's own).")
     args = parser.parse_args()
 
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -306,6 +413,10 @@ def main() -> None:
     cached = args.cache / f"admin-{args.rows}.db"
     built = args.cache / f"admin-{args.rows}.built"  # when: the file's own time moves
     stale = not built.exists() or time.time() - built.stat().st_mtime > 86400
+    if not args.skip_sqlite and not args.rebuild and not stale and not catch_up(cached):
+        print("  the cached database's events differ from this tree's schema: rebuilding",
+              file=sys.stderr)
+        stale = True
     if not args.skip_sqlite and (args.rebuild or stale):
         for old in args.cache.glob(f"admin-{args.rows}.*"):
             old.unlink()
@@ -317,7 +428,8 @@ def main() -> None:
               f"({cached.stat().st_size >> 20} MB)", file=sys.stderr)
     if not args.skip_sqlite:
         add_lesson_and_alerts(f"sqlite:///{cached}")
-        run_admin(f"sqlite:///{cached}", args.seconds, args.parallel, f"sqlite {label}")
+        run_admin(f"sqlite:///{cached}", args.seconds, args.parallel, f"sqlite {label}",
+                  args.web_processes)
     if args.postgres:
         with postgres_cluster() as pg_url:
             if pg_url is None:
@@ -328,8 +440,8 @@ def main() -> None:
             print(f"  built {args.rows} events in PostgreSQL in "
                   f"{time.perf_counter() - started:.0f} s", file=sys.stderr)
             add_lesson_and_alerts(pg_url)
-            run_admin(pg_url, args.seconds,
-                      args.parallel, f"postgresql {label}")
+            run_admin(pg_url, args.seconds, args.parallel, f"postgresql {label}",
+                      args.web_processes)
 
 
 if __name__ == "__main__":

@@ -402,17 +402,30 @@ def _local(naive_utc: dt.datetime, db_session: Session) -> dt.datetime:
 
 # --- running -----------------------------------------------------------------------------
 
+def default_web_processes() -> int:
+    from admin_ui.serving import default_processes
+
+    return default_processes()
+
+
+web_processes_option = click.option(
+    "--web-processes", type=click.IntRange(1, 16), default=None, metavar="N",
+    help="Processes serving the admin pages (default: one per core, 2 to 4).")
+
+
 @main.command()
 @click.option("--admin-listen", default=None, metavar="HOST:PORT",
               help="Override admin.listen from the configuration.")
+@web_processes_option
 @pass_state
 @reports_errors
-def run(state: State, admin_listen: str | None) -> None:
+def run(state: State, admin_listen: str | None, web_processes: int | None) -> None:
     """Start everything: DNS resolver, proxy, admin pages, log pipeline, nightly updates."""
     from gateway.runner import run_all
 
     run_all(state.config, state.sessions, admin_listen=admin_listen,
-            config_path=state.config_path)
+            config_path=state.config_path,
+            web_processes=web_processes or default_web_processes())
 
 
 @main.command()
@@ -420,14 +433,20 @@ def run(state: State, admin_listen: str | None) -> None:
               help="Override admin.listen from the configuration.")
 @click.option("--web-only", is_flag=True,
               help="Only the pages: `kalkan worker` runs the background jobs (as under systemd).")
+@web_processes_option
+@click.option("--listen-fd", type=int, default=None, hidden=True,
+              help="Serve on this inherited socket (the other processes of the admin).")
 @pass_state
 @reports_errors
-def admin(state: State, admin_listen: str | None, web_only: bool) -> None:
+def admin(state: State, admin_listen: str | None, web_only: bool, web_processes: int | None,
+          listen_fd: int | None) -> None:
     """Serve only the web admin (with the log pipeline, nightly updates and backups)."""
     from gateway.runner import run_all
 
     run_all(state.config, state.sessions, admin_listen=admin_listen,
-            config_path=state.config_path, gateway=False, background=not web_only)
+            config_path=state.config_path, gateway=False,
+            background=not web_only and listen_fd is None,
+            web_processes=web_processes or default_web_processes(), listen_fd=listen_fd)
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -58,17 +59,8 @@ def stop_processes(children: list[subprocess.Popen[bytes]], timeout: float = 10.
             child.kill()
 
 
-def run_all(config: Config, sessions: sessionmaker[Session], *,
-            admin_listen: str | None = None, config_path: str | None = None,
-            gateway: bool = True, background: bool = True) -> None:
-    """The admin pages, with (``background``) the installation-wide jobs and (``gateway``)
-    the DNS and proxy processes; ``kalkan admin --web-only`` under systemd runs the pages alone,
-    ``kalkan worker`` the jobs."""
-    from werkzeug.serving import make_server
-
-    from admin_ui import create_app
-
-    configure_logging(config.logging.level, config.logging.format)
+def ensure_policy_and_lists(config: Config, sessions: sessionmaker[Session]) -> None:
+    """A policy in force and a blocklist index, made from the bundled ones when missing."""
     try:
         with sessions() as db:
             ensure_policy(db, config)
@@ -80,6 +72,33 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
         # A school of a district starts with its saved policy while the district is away.
         logging.getLogger(__name__).warning(
             "district database unreachable: starting with the saved policy")
+
+
+def run_all(config: Config, sessions: sessionmaker[Session], *,
+            admin_listen: str | None = None, config_path: str | None = None,
+            gateway: bool = True, background: bool = True, web_processes: int = 1,
+            listen_fd: int | None = None) -> None:
+    """The admin pages, with (``background``) the installation-wide jobs and (``gateway``)
+    the DNS and proxy processes; ``kalkan admin --web-only`` under systemd runs the pages alone,
+    ``kalkan worker`` the jobs. The pages are served by ``web_processes`` processes, this one
+    and more serving only pages (admin_ui/serving.py); ``listen_fd``: this is one of those,
+    on the socket the first one bound."""
+    from admin_ui import create_app, dashboard
+    from admin_ui.serving import (
+        die_with_parent,
+        inherited_socket,
+        listen_socket,
+        serve,
+        start_web_processes,
+    )
+
+    helper = listen_fd is not None
+    if helper:
+        die_with_parent()
+
+    configure_logging(config.logging.level, config.logging.format)
+    if not helper:  # (a helper is started after the first process has done this)
+        ensure_policy_and_lists(config, sessions)
     engine = open_engine_for(config, sessions, watch=True)
     if background:
         start_background_jobs(config, sessions, engine, config_path)
@@ -91,21 +110,30 @@ def run_all(config: Config, sessions: sessionmaker[Session], *,
                       "DISTRICT_URL": config.district.url,
                       "SECRET_KEY_FILE": config.admin.secret_key_file
                       or config.data_dir / "secret_key"})
+    dashboard.warm_up(app)
+    if helper:
+        sock = inherited_socket(listen_fd)  # type: ignore[arg-type]
+        click.echo(f"kalkan: admin process {os.getpid()} serving too")
+        serve(app, sock)
+        return
+    sock = listen_socket(host, port)  # listening from here on
+    port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"kalkan: policy revision {engine.snapshot.revision} in force "
                f"(version {engine.snapshot.version})")
-    click.echo(f"kalkan: admin at http://{shown}:{port}/  (Ctrl-C to stop)")
-    children = start_gateway_processes(config_path) if gateway else []
+    click.echo(f"kalkan: admin at http://{shown}:{port}/ in {web_processes} "
+               f"process{'es' if web_processes > 1 else ''}  (Ctrl-C to stop)")
+    children = start_web_processes(config_path, sock, web_processes - 1)
+    children += start_gateway_processes(config_path) if gateway else []
     if gateway:
         click.echo(f"kalkan: DNS on {', '.join(config.dns.listen)}; proxy on "
                    f"{config.proxy.listen}"
                    + (f" and {config.proxy.transparent_listen} (transparent)"
                       if config.proxy.transparent_listen else ""))
     try:
-        server = make_server(host, port, app, threaded=True)  # listening from here on
         sd_notify.ready(f"admin on {shown}:{port}")
         sd_notify.start_watchdog_thread()
-        server.serve_forever()
+        serve(app, sock)
     finally:
         stop_processes(children)
 

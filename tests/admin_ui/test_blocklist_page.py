@@ -138,3 +138,24 @@ def test_without_a_data_directory_update_now_says_how_to_run_it(english, staff, 
     response = person.post("/blocklists/update")
     assert response.status_code == 400
     assert "data directory" in response.get_data(as_text=True)
+
+
+def test_another_admin_process_sees_the_update_and_refuses_a_second(admin, app, school,
+                                                                    slow_list, sqlite_url,
+                                                                    tmp_path):
+    """`kalkan admin` may serve the pages from several processes: whichever one a click
+    reaches, there is one update at a time and every one shows its progress."""
+    from tests.admin_ui.admin_client import Staff
+
+    other_app = make_app(sqlite_url, DATA_DIR=str(tmp_path / "data"), BLOCKLIST_TIMEOUT=10.0)
+    other = Staff(other_app.test_client())
+    assert other.sign_in("admin").status_code == 302
+    other.post("/language", lang="en", next="/blocklists/")
+    admin.post("/blocklists/", name="ads", location=slow_list, format="plain", category="ads")
+    assert admin.post("/blocklists/update").status_code == 302
+    seen = other.get("/blocklists/progress").get_json()  # the other process
+    assert seen["running"] and seen["phase"]
+    assert other.post("/blocklists/update").status_code == 302
+    assert "already running" in other.page("/blocklists/")
+    job = wait_finished(other)
+    assert job["ok"] is True and job["domains"] >= DOMAINS
