@@ -26,6 +26,7 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import socket
 import sqlite3
 import statistics
@@ -377,6 +378,8 @@ def run_admin(url: str, seconds: float, parallel: int, label: str,
         process.wait(10)
         log = (work / "admin.log").read_text(errors="replace")
         shutil.rmtree(work, ignore_errors=True)
+        if process.returncode not in (0, -signal.SIGTERM):
+            print(log[-3000:], file=sys.stderr)  # why it stopped
     if "Traceback" in log:
         print(log[-2000:], file=sys.stderr)
     met = True
