@@ -39,7 +39,9 @@ def fill(sessions: sessionmaker[Session], url: str, tmp_path: Path,
     writer = EventWriter(queue, url, WriterConfig(journal_dir=tmp_path / "journal",
                                                   allowed_events=allowed_events),
                          sessions=sessions)
-    t = time.time() - 60
+    # Five seconds into the previous minute: the allowed requests (t … t + 4) share one
+    # per-minute count whatever the clock says when the test runs.
+    t = (time.time() // 60 - 1) * 60 + 5
     for i, host in enumerate(["pornhub.com", "xvideos.com", "xhamster.com"]):
         queue.put(event(host, t=t + 10 * i))
         queue.put(event(host, t=t + 10 * i + 0.1, channel=Channel.TLS))
