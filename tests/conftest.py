@@ -22,8 +22,9 @@ from policies.demo import seed_demo
 from policies.engine import Engine
 
 BISHKEK = ZoneInfo("Asia/Bishkek")
-# Wednesday 25 November 2026, 10:00 in Bishkek: a school day, inside the demo schedule.
-LESSON = dt.datetime(2026, 11, 25, 10, 0, tzinfo=BISHKEK)
+# Wednesday 27 November 2030, 10:00 in Bishkek: a school day, inside the demo schedule, and
+# in the future, so sessions opened "at the lesson" have not ended whenever the tests run.
+LESSON = dt.datetime(2030, 11, 27, 10, 0, tzinfo=BISHKEK)
 
 
 def to_utc_naive(moment: dt.datetime) -> dt.datetime:

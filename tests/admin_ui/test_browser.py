@@ -127,7 +127,7 @@ def test_the_council_blocks_a_category_and_kalkan_check_reflects_it(
 
     def check(host: str, client: str) -> str:
         result = CliRunner().invoke(kalkan, ["--config", str(config), "check", host,
-                                             "--client", client, "--at", "2026-11-25T10:00"])
+                                             "--client", client, "--at", "2030-11-27T10:00"])
         return result.output
 
     assert check("facebook.com", "10.10.9.20").startswith("Allowed")

@@ -24,7 +24,7 @@ XSS = "<script>alert(1)</script>"
 
 @pytest.fixture
 def seen(school):
-    now = dt.datetime(2026, 11, 25, 4, 0)
+    now = dt.datetime(2030, 11, 27, 4, 0)
     with school() as db:
         db.add_all([
             SeenDevice(mac=NEW_PC, ipv4="10.10.1.150", ipv6="fd00:10:10:1:3c1a::1",

@@ -36,7 +36,7 @@ def test_a_report_from_the_block_page_becomes_a_block_with_a_council_decision(
 
     def check(host: str) -> str:
         return CliRunner().invoke(kalkan, ["--config", str(config), "check", host, "--client",
-                                           STAFFROOM, "--at", "2026-11-25T10:00"]).output
+                                           STAFFROOM, "--at", "2030-11-27T10:00"]).output
 
     assert check("slipped.example").startswith("Allowed")
     ask(school, RequestKind.REPORT, "slipped.example", client=STAFFROOM, group="teachers",

@@ -63,7 +63,7 @@ def test_a_lesson_under_way_opens_its_session_and_the_class_is_online(school, tm
     config.write_text(f"data_dir: {tmp_path / 'data'}\ndatabase:\n  url: \"{sqlite_url}\"\n")
     output = CliRunner().invoke(kalkan, ["--config", str(config), "check", "bilimland.kz",
                                          "--client", LAB1_PC, "--at",
-                                         "2026-11-25T10:05"]).output
+                                         "2030-11-27T10:05"]).output
     assert output.startswith("Allowed"), output
 
     # Opened once a day: the teacher closes it early and the opener leaves it closed.
@@ -93,7 +93,7 @@ def test_a_room_with_a_session_keeps_it(school):
     add_lesson(school)
     with school() as db:
         assert open_due_lessons(db, now=LESSON_UTC) == []
-        assert db.get(Lesson, 1).last_opened_on == dt.date(2026, 11, 25)
+        assert db.get(Lesson, 1).last_opened_on == dt.date(2030, 11, 27)
     assert [s.id for s in sessions_in(school)] == [manual.id]
 
 
@@ -211,7 +211,7 @@ def test_the_timetable_and_preferences_work_on_postgresql_too(any_db_url):
     with sessions() as db:
         [session_id] = open_due_lessons(db, now=LESSON_UTC)
         assert db.get(InternetSession, session_id).focus_sites == ["bilimland.kz"]
-        assert db.get(Lesson, 1).last_opened_on == dt.date(2026, 11, 25)
+        assert db.get(Lesson, 1).last_opened_on == dt.date(2030, 11, 27)
         aigul = db.scalar(select(StaffUser.id).where(StaffUser.username == "aigul"))
         db.add(NotificationPreference(user_id=aigul, by_email=False, by_telegram=True,
                                       alerts=True, daily_status=False, requests=False))

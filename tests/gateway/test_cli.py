@@ -19,7 +19,7 @@ from policies.demo import demo_policy_data
 from policies.document import render_document
 from policies.revisions import export_policy, history
 
-LESSON = "2026-11-25T10:00"  # a Wednesday, inside the demo school's hours (Bishkek time)
+LESSON = "2030-11-27T10:00"  # a Wednesday, inside the demo school's hours (Bishkek time)
 
 
 class Kalkan:
