@@ -34,6 +34,7 @@ from policies.decision import CouncilDecision
 from policies.demo import demo_policy_data, seed_demo
 from policies.document import render_document
 from policies.revisions import import_policy
+from tests.netns_tools import in_ns, namespaces_possible, sh, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -61,46 +62,6 @@ pathlib.Path(sys.argv[1]).write_text("ok")
 while True:
     time.sleep(60)
 """
-
-
-def sh(*args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check,
-                          timeout=timeout)
-
-
-def in_ns(ns: str, *args: str, check: bool = False,
-          timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", ns, *args, check=check, timeout=timeout)
-
-
-def namespaces_possible() -> str | None:
-    """None if the test can run; else why not, in words."""
-    if sys.platform != "linux":
-        return "network namespaces exist on Linux only"
-    if os.geteuid() != 0:
-        return "network namespaces need root (run `make test` as root, as CI does)"
-    missing = [tool for tool in ("ip", "dig") if shutil.which(tool) is None]
-    if missing:
-        message = f"missing tools {missing}: `make system-deps` installs them"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        return message
-    probe = f"{TAG}probe"
-    result = sh("ip", "netns", "add", probe, check=False)
-    if result.returncode != 0:
-        return f"cannot create a network namespace here: {result.stderr.strip()}"
-    sh("ip", "netns", "del", probe, check=False)
-    return None
-
-
-def wait_for(path: Path, text: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{text!r} did not appear in {path}:\n"
-                       f"{path.read_text(errors='replace') if path.exists() else '(none)'}")
 
 
 def identity_policy(data: dict) -> dict:
@@ -276,7 +237,7 @@ def tear_down(router: Router | None) -> None:
 
 @pytest.fixture(scope="module")
 def router(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Router]:
-    why = namespaces_possible()
+    why = namespaces_possible(TAG, ("ip", "dig"))
     if why:
         print(f"\nSKIPPED the lease-following namespace test: {why}")
         pytest.skip(why)

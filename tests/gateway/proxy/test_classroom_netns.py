@@ -32,6 +32,7 @@ from policies.decision import CouncilDecision
 from policies.demo import seed_demo
 from policies.document import render_document
 from policies.revisions import import_policy
+from tests.netns_tools import in_ns, namespaces_possible, sh, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -43,46 +44,6 @@ ZONE = {"bilimland.kz": "192.0.2.10/2001:db8:2::10",
 STUDENT6 = "fd00:10:10:1::101"  # lab1's IPv6 network in the demo policy
 BIN = Path(sys.executable).parent
 HERE = Path(__file__).parent
-
-
-def sh(*args: str, check: bool = True, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=check,
-                          timeout=timeout)
-
-
-def in_ns(ns: str, *args: str, check: bool = False,
-          timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return sh("ip", "netns", "exec", ns, *args, check=check, timeout=timeout)
-
-
-def namespaces_possible() -> str | None:
-    """None if the test can run; else why not, in words."""
-    if sys.platform != "linux":
-        return "network namespaces exist on Linux only"
-    if os.geteuid() != 0:
-        return "network namespaces need root (run `make test` as root, as CI does)"
-    missing = [tool for tool in ("ip", "nft", "curl") if shutil.which(tool) is None]
-    if missing:
-        message = f"missing tools {missing}: `make system-deps` installs them"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        return message
-    probe = f"{TAG}probe"
-    result = sh("ip", "netns", "add", probe, check=False)
-    if result.returncode != 0:
-        return f"cannot create a network namespace here: {result.stderr.strip()}"
-    sh("ip", "netns", "del", probe, check=False)
-    return None
-
-
-def wait_for(path: Path, text: str, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"{text!r} did not appear in {path}:\n"
-                       f"{path.read_text(errors='replace') if path.exists() else '(none)'}")
 
 
 class Classroom:
@@ -179,7 +140,7 @@ def tear_down(room: Classroom | None) -> None:
 
 @pytest.fixture(scope="module")
 def classroom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Classroom]:
-    why = namespaces_possible()
+    why = namespaces_possible(TAG, ("ip", "nft", "curl"))
     if why:
         print(f"\nSKIPPED the classroom namespace test: {why}")
         pytest.skip(why)
